@@ -1,0 +1,522 @@
+//! The command line: `certray list|show|sign|pin|demo`.
+//!
+//! Errors print their code, the message in the user's language and a hint; with `--json`
+//! they print the bridge's error object instead. Exit codes are [`Code::exit_code`]
+//! (documented in the README); clap's usage errors exit with 2.
+
+mod render;
+mod table;
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+use secrecy::{ExposeSecret, SecretString};
+use time::OffsetDateTime;
+
+use crate::bridge::wire::{CertificateDto, ErrorDto, ListDto, PinDto, TokenDto};
+use crate::config::{self, Config};
+use crate::error::Code;
+use crate::i18n::Lang;
+use crate::inventory::{self, Inventory};
+use crate::token::pkcs11::Auth;
+use crate::token::sign::{HashAlg, SignInput};
+use crate::token::{self, Pin, PinState};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "certray",
+    version,
+    about = "证书助手 certray — certificates on PKI USB keys and smart cards"
+)]
+pub struct Cli {
+    /// Configuration file (default: the platform config dir's certray/config.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Language of messages: zh-CN or en (default: from the locale, zh-CN first).
+    #[arg(long, global = true, value_name = "LANG")]
+    lang: Option<String>,
+    /// Log level for messages on stderr (error, warn, info, debug, trace); RUST_LOG overrides.
+    #[arg(long, global = true, value_name = "LEVEL", default_value = "warn")]
+    log_level: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List every token and every certificate on it.
+    List {
+        /// Print {"tokens":[…],"certificates":[…]} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one certificate in full.
+    Show {
+        /// Certificate id (c-…; a unique prefix of 6+ characters works too).
+        cert: String,
+        #[arg(long, conflicts_with_all = ["pem", "der"])]
+        json: bool,
+        /// Print the certificate as PEM.
+        #[arg(long, conflicts_with = "der")]
+        pem: bool,
+        /// Write the certificate's DER bytes to FILE.
+        #[arg(long, value_name = "FILE")]
+        der: Option<PathBuf>,
+    },
+    /// Sign a file with a certificate's private key (PKCS#1 v1.5 or DER ECDSA).
+    Sign(SignArgs),
+    /// PIN status, change and unlock.
+    #[command(subcommand)]
+    Pin(PinCommand),
+    /// Create (once) the built-in SoftHSM demo token and list it.
+    Demo {
+        /// Delete the demo token and create it again.
+        #[arg(long)]
+        reset: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+struct SignArgs {
+    /// Certificate id whose private key signs.
+    #[arg(long = "cert", value_name = "CERT_ID")]
+    cert: String,
+    /// The data to sign (or, with --digest, its digest).
+    #[arg(long = "in", value_name = "FILE")]
+    input: PathBuf,
+    /// Where to write the signature.
+    #[arg(long = "out", value_name = "FILE")]
+    output: PathBuf,
+    /// sha1, sha256, sha384 or sha512.
+    #[arg(long, default_value = "sha256")]
+    hash: HashAlg,
+    /// The input file is a precomputed digest (raw bytes), not the data.
+    #[arg(long)]
+    digest: bool,
+    #[command(flatten)]
+    pin: PinArgs,
+}
+
+#[derive(Debug, Args, Clone, Copy)]
+struct PinArgs {
+    /// Read the PIN(s) from standard input, one per line, instead of the terminal.
+    #[arg(long)]
+    pin_stdin: bool,
+    /// Go ahead although the token reports that only one attempt is left.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum PinCommand {
+    /// Show the PIN state (length range, count low, final try, locked).
+    Status {
+        #[arg(long, value_name = "TOKEN_ID")]
+        token: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change the user PIN (stdin: current PIN, then new PIN).
+    Change {
+        #[arg(long, value_name = "TOKEN_ID")]
+        token: String,
+        #[command(flatten)]
+        pin: PinArgs,
+    },
+    /// Unlock with the admin PIN or the CA's unlock code and set a new user PIN
+    /// (stdin: admin PIN or unlock code, then new PIN).
+    Unlock {
+        #[arg(long, value_name = "TOKEN_ID")]
+        token: String,
+        #[command(flatten)]
+        pin: PinArgs,
+    },
+}
+
+/// A failed command: the code the user sees plus what helps act on it.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: Code,
+    pub detail: Option<String>,
+    pub pin: Option<PinState>,
+}
+
+impl Failure {
+    fn new(code: Code, detail: impl Into<String>) -> Failure {
+        Failure {
+            code,
+            detail: Some(detail.into()),
+            pin: None,
+        }
+    }
+}
+
+impl From<inventory::Error> for Failure {
+    fn from(e: inventory::Error) -> Self {
+        Failure {
+            code: e.code(),
+            pin: e.pin_state(),
+            detail: Some(e.to_string()),
+        }
+    }
+}
+
+impl From<token::Error> for Failure {
+    fn from(e: token::Error) -> Self {
+        inventory::Error::from(e).into()
+    }
+}
+
+impl From<config::Error> for Failure {
+    fn from(e: config::Error) -> Self {
+        Failure::new(e.code(), e.to_string())
+    }
+}
+
+struct Ctx {
+    lang: Lang,
+    config_path: Option<PathBuf>,
+}
+
+impl Ctx {
+    fn config(&self) -> Result<Config, Failure> {
+        Ok(Config::load(self.config_path.as_deref())?.0)
+    }
+
+    fn inventory(&self, config: &Config) -> Inventory {
+        let inv = Inventory::open(config);
+        for f in inv.failures() {
+            eprintln!(
+                "{}: {} {} — {}",
+                self.lang.pick("警告", "warning"),
+                Code::ModuleLoadFailed.message(self.lang),
+                f.path.display(),
+                f.reason
+            );
+        }
+        inv
+    }
+}
+
+/// Parse the arguments, run the command, return the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    init_logging(&cli.log_level);
+    let lang = match cli.lang.as_deref() {
+        Some(l) => Lang::from_locale(l),
+        None => Lang::from_env(),
+    };
+    let json = matches!(
+        cli.command,
+        Command::List { json: true }
+            | Command::Show { json: true, .. }
+            | Command::Pin(PinCommand::Status { json: true, .. })
+    );
+    let ctx = Ctx {
+        lang,
+        config_path: cli.config.clone(),
+    };
+    match run(&ctx, cli.command) {
+        Ok(()) => 0,
+        Err(f) => {
+            if json {
+                let dto = ErrorDto::new(f.code, lang, f.pin, f.detail.clone());
+                println!("{}", serde_json::to_string_pretty(&dto).unwrap_or_default());
+            } else {
+                eprintln!("{}", render::failure(&f, lang));
+            }
+            f.code.exit_code()
+        }
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn run(ctx: &Ctx, command: Command) -> Result<(), Failure> {
+    match command {
+        Command::List { json } => {
+            let inv = ctx.inventory(&ctx.config()?);
+            let list = ListDto::from_inventory(&inv, OffsetDateTime::now_utc());
+            if json {
+                print_json(&list);
+            } else {
+                print!("{}", render::list(&list, ctx.lang));
+            }
+            Ok(())
+        }
+        Command::Show {
+            cert,
+            json,
+            pem,
+            der,
+        } => {
+            let inv = ctx.inventory(&ctx.config()?);
+            let entry = inv.certificate(&cert)?;
+            if let Some(path) = der {
+                write_file(&path, &entry.der)?;
+            } else if pem {
+                print!("{}", render::pem(&entry.der));
+            } else {
+                let dto = CertificateDto::new(entry, OffsetDateTime::now_utc(), inv.warning_days());
+                if json {
+                    print_json(&dto);
+                } else {
+                    let token = inv.token(&entry.token_id).ok().map(TokenDto::from);
+                    print!("{}", render::certificate(&dto, token.as_ref(), ctx.lang));
+                }
+            }
+            Ok(())
+        }
+        Command::Sign(args) => sign(ctx, args),
+        Command::Pin(cmd) => pin(ctx, cmd),
+        Command::Demo { reset } => demo(ctx, reset),
+    }
+}
+
+fn print_json<T: serde::Serialize>(v: &T) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    std::fs::write(path, bytes)
+        .map_err(|e| Failure::new(Code::Io, format!("{}: {e}", path.display())))
+}
+
+/// Where PINs come from: the terminal without echo, or standard input one per line.
+struct PinSource {
+    stdin: Option<std::io::Lines<std::io::StdinLock<'static>>>,
+    lang: Lang,
+}
+
+impl PinSource {
+    fn new(args: PinArgs, lang: Lang) -> PinSource {
+        PinSource {
+            stdin: args.pin_stdin.then(|| std::io::stdin().lock().lines()),
+            lang,
+        }
+    }
+
+    fn interactive(&self) -> bool {
+        self.stdin.is_none()
+    }
+
+    fn read(&mut self, zh: &str, en: &str) -> Result<Pin, Failure> {
+        let prompt = self.lang.pick(zh, en);
+        let text = match &mut self.stdin {
+            Some(lines) => match lines.next() {
+                Some(Ok(line)) => line,
+                Some(Err(e)) => return Err(Failure::new(Code::Io, e.to_string())),
+                None => {
+                    return Err(Failure::new(
+                        Code::PinRequired,
+                        format!("standard input ended before: {en}"),
+                    ));
+                }
+            },
+            None => rpassword::prompt_password(format!("{prompt}: ")).map_err(|e| {
+                Failure::new(
+                    Code::PinRequired,
+                    format!("cannot read from the terminal: {e}"),
+                )
+            })?,
+        };
+        let pin = SecretString::from(text.trim_end_matches(['\r', '\n']).to_owned());
+        if pin.expose_secret().is_empty() {
+            return Err(Failure::new(Code::PinRequired, "empty PIN"));
+        }
+        Ok(pin)
+    }
+
+    /// A new PIN, typed twice on the terminal (once from stdin).
+    fn read_new(&mut self, state: PinState) -> Result<Pin, Failure> {
+        let new = self.read("新密码", "New PIN")?;
+        if !state.accepts_len(new.expose_secret().len()) {
+            return Err(Failure {
+                code: Code::PinLenRange,
+                detail: Some(render::pin_range(state, self.lang)),
+                pin: Some(state),
+            });
+        }
+        if self.interactive() {
+            let confirm = self.read("确认新密码", "Confirm the new PIN")?;
+            if confirm.expose_secret() != new.expose_secret() {
+                return Err(Failure::new(Code::PinMismatch, "the confirmation differs"));
+            }
+        }
+        Ok(new)
+    }
+}
+
+/// Refuse before anything is typed when typing could lock the token.
+fn precheck(state: PinState, force: bool) -> Result<(), Failure> {
+    if state.locked {
+        Err(Failure {
+            code: Code::PinLocked,
+            detail: None,
+            pin: Some(state),
+        })
+    } else if state.final_try && !force {
+        Err(Failure {
+            code: Code::PinFinalTry,
+            detail: None,
+            pin: Some(state),
+        })
+    } else {
+        Ok(())
+    }
+}
+
+fn sign(ctx: &Ctx, args: SignArgs) -> Result<(), Failure> {
+    let inv = ctx.inventory(&ctx.config()?);
+    let entry = inv.check_signer(&args.cert)?;
+    let bytes = std::fs::read(&args.input)
+        .map_err(|e| Failure::new(Code::Io, format!("{}: {e}", args.input.display())))?;
+    let input = if args.digest {
+        SignInput::Digest(bytes)
+    } else {
+        SignInput::Data(bytes)
+    };
+    // A bad digest length is refused before a PIN is typed.
+    input
+        .digest(args.hash)
+        .map_err(|e| Failure::new(Code::Io, e.to_string()))?;
+    let state = inv.pin_state(&entry.token_id)?;
+    precheck(state, args.pin.force)?;
+    let mut pins = PinSource::new(args.pin, ctx.lang);
+    if pins.interactive() {
+        eprintln!("{}", render::pin_state_line(state, ctx.lang));
+    }
+    let pin = pins.read("请输入密钥的用户密码（PIN）", "Enter the token's user PIN")?;
+    let sig = inv.sign(
+        &entry.id,
+        args.hash,
+        input,
+        Auth::Pin {
+            pin,
+            force: args.pin.force,
+            remember: false,
+        },
+    )?;
+    write_file(&args.output, &sig.bytes)?;
+    eprintln!(
+        "{}{} ({}, {} {}) → {}",
+        ctx.lang.pick("已签名：", "Signed: "),
+        entry.id,
+        sig.algorithm,
+        sig.bytes.len(),
+        ctx.lang.pick("字节", "bytes"),
+        args.output.display()
+    );
+    Ok(())
+}
+
+fn pin(ctx: &Ctx, cmd: PinCommand) -> Result<(), Failure> {
+    let inv = ctx.inventory(&ctx.config()?);
+    let lang = ctx.lang;
+    match cmd {
+        PinCommand::Status { token, json } => {
+            let state = inv.pin_state(&token)?;
+            if json {
+                #[derive(serde::Serialize)]
+                struct Status {
+                    token_id: String,
+                    pin: PinDto,
+                }
+                print_json(&Status {
+                    token_id: token,
+                    pin: state.into(),
+                });
+            } else {
+                println!("{}", render::pin_state_line(state, lang));
+            }
+            Ok(())
+        }
+        PinCommand::Change { token, pin } => {
+            let state = inv.pin_state(&token)?;
+            precheck(state, pin.force)?;
+            let mut pins = PinSource::new(pin, lang);
+            if pins.interactive() {
+                eprintln!("{}", render::pin_state_line(state, lang));
+            }
+            let old = pins.read("当前密码", "Current PIN")?;
+            let new = pins.read_new(state)?;
+            let after = inv.change_pin(&token, old, new, pin.force)?;
+            println!("{}", lang.pick("密码已修改。", "The PIN has been changed."));
+            println!("{}", render::pin_state_line(after, lang));
+            Ok(())
+        }
+        PinCommand::Unlock { token, pin } => {
+            let state = inv.pin_state(&token)?;
+            let mut pins = PinSource::new(pin, lang);
+            if pins.interactive() {
+                eprintln!("{}", render::pin_state_line(state, lang));
+            }
+            let so = pins.read("管理员密码或解锁授权码", "Admin PIN or unlock code")?;
+            let new = pins.read_new(state)?;
+            let after = inv.unlock(&token, so, new, pin.force)?;
+            println!(
+                "{}",
+                lang.pick(
+                    "密钥已解锁，新密码已设置。",
+                    "The token is unlocked and the new PIN is set."
+                )
+            );
+            println!("{}", render::pin_state_line(after, lang));
+            Ok(())
+        }
+    }
+}
+
+fn demo(ctx: &Ctx, reset: bool) -> Result<(), Failure> {
+    let mut config = ctx.config()?;
+    let data = config::data_dir().ok_or_else(|| Failure::new(Code::Io, "no home directory"))?;
+    let demo = token::demo::ensure(&data.join("demo"), reset)?;
+    // The demo token is served by SoftHSM, first in line.
+    config.pkcs11.modules.retain(|m| m != &demo.module);
+    config.pkcs11.modules.insert(0, demo.module.clone());
+    let inv = ctx.inventory(&config);
+    let lang = ctx.lang;
+    println!(
+        "{}",
+        lang.pick(
+            "证书助手演示密钥（SoftHSM）",
+            "certray demo token (SoftHSM)"
+        )
+    );
+    println!("  {}: {}", lang.pick("密钥名称", "Label"), demo.label);
+    println!(
+        "  {}: {}",
+        lang.pick("用户密码（PIN）", "User PIN"),
+        demo.pin
+    );
+    println!(
+        "  {}: {}",
+        lang.pick("管理员密码", "Admin (SO) PIN"),
+        demo.so_pin
+    );
+    println!(
+        "  {}: {}",
+        lang.pick("令牌目录", "Token directory"),
+        demo.dir.display()
+    );
+    println!("  SOFTHSM2_CONF={}", demo.conf.display());
+    println!();
+    print!(
+        "{}",
+        render::list(
+            &ListDto::from_inventory(&inv, OffsetDateTime::now_utc()),
+            lang
+        )
+    );
+    let _ = std::io::stdout().flush();
+    Ok(())
+}

@@ -1,0 +1,98 @@
+//! Where the platform's known PKCS#11 modules live (see shared/docs/VENDOR-MODULES.md).
+//! Only modules whose file exists are tried; an absent default is not an error.
+
+use std::path::{Path, PathBuf};
+
+/// Known module locations for this platform, most common first.
+pub fn known() -> &'static [&'static str] {
+    #[cfg(target_os = "linux")]
+    {
+        &[
+            // OpenSC
+            "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so",
+            "/usr/lib/aarch64-linux-gnu/opensc-pkcs11.so",
+            "/usr/lib/opensc-pkcs11.so",
+            "/usr/lib64/opensc-pkcs11.so",
+            // Feitian ePass2003 (libcastle)
+            "/usr/lib/libcastle.so.1.0.0",
+            // Longmai mToken GM3000 (Kylin, UOS)
+            "/opt/lm-gm3000/lib/libgm3000_pkcs11.so",
+            "/opt/apps/com.longmai.gm3000user/files/lib/libgm3000_pkcs11.so",
+            // Watchdata
+            "/usr/lib/watchdata/ICP/lib/libwdpkcs_icp.so",
+            "/usr/lib/watchdata/lib/libwdpkcs.so",
+            "/opt/watchdata/lib64/libwdpkcs.so",
+        ]
+    }
+    #[cfg(target_os = "windows")]
+    {
+        &[
+            "C:\\Windows\\System32\\opensc-pkcs11.dll",
+            "C:\\Windows\\System32\\eps2003csp11.dll",
+            "C:\\Windows\\System32\\gm3000_pkcs11.dll",
+            "C:\\Windows\\System32\\WDPKCS.dll",
+            "C:\\Windows\\System32\\HtPkcs11.dll",
+        ]
+    }
+    #[cfg(target_os = "macos")]
+    {
+        &[
+            "/Library/OpenSC/lib/opensc-pkcs11.so",
+            "/usr/local/lib/opensc-pkcs11.so",
+            "/opt/homebrew/lib/opensc-pkcs11.so",
+            "/usr/local/lib/libcastle.1.0.0.dylib",
+            "/usr/local/lib/libgm3000_pkcs11.dylib",
+            "/usr/local/lib/libwdpkcs.dylib",
+        ]
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "windows", target_os = "macos")))]
+    {
+        &[]
+    }
+}
+
+/// The modules to load: the configured ones in order, then (with `use_defaults`) the
+/// known ones that exist. A path listed twice (even through a symlink) is loaded once.
+pub fn resolve(configured: &[PathBuf], use_defaults: bool) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    let mut seen: Vec<PathBuf> = Vec::new();
+    let defaults = known().iter().map(PathBuf::from).filter(|p| p.exists());
+    let candidates = configured
+        .iter()
+        .cloned()
+        .chain(defaults.filter(|_| use_defaults));
+    for p in candidates {
+        let canon = canonical(&p);
+        if !seen.contains(&canon) {
+            seen.push(canon);
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn canonical(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configured_first_and_deduplicated() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.so");
+        std::fs::write(&a, b"").unwrap();
+        let link = dir.path().join("link.so");
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(&a, &link).unwrap();
+        let missing = dir.path().join("missing.so");
+        let got = resolve(
+            &[a.clone(), link.clone(), missing.clone(), a.clone()],
+            false,
+        );
+        // The missing configured module is kept: loading it reports why it failed.
+        assert_eq!(got, vec![a, missing]);
+    }
+}

@@ -1,0 +1,738 @@
+//! One worker thread per PKCS#11 module.
+//!
+//! PKCS#11 calls block and a cryptoki `Session` is `Send` but `!Sync`, so each loaded module
+//! gets a thread that owns its context and every session on it. The rest of the program
+//! holds a [`ModuleHandle`] and sends requests over a channel; each request carries a
+//! one-shot reply channel, which async code can await as well as sync code can block on.
+//!
+//! PIN rules enforced here, below every interface: a PIN is submitted to the token at most
+//! once per request and never retried; a locked PIN is refused before the token is asked;
+//! when the token reports its final try the caller must have said `force`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread;
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::{Slot, TokenInfo as CkTokenInfo};
+use secrecy::ExposeSecret;
+
+use super::sign::{HashAlg, KeyKind, SignInput, Signature, algorithm_name, ecdsa_raw_to_der};
+use super::{CertObject, Error, Pin, PinState, TokenInfo, TokenScan, token_id};
+
+/// What a module says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleInfo {
+    pub path: PathBuf,
+    pub manufacturer: String,
+    pub description: String,
+    pub library_version: String,
+    pub cryptoki_version: String,
+}
+
+/// How a signature request is authorised.
+#[derive(Debug)]
+pub enum Auth {
+    /// Log in with this PIN for this request. `force` confirms a final try; `remember`
+    /// keeps the login for later [`Auth::Session`] requests.
+    Pin {
+        pin: Pin,
+        force: bool,
+        remember: bool,
+    },
+    /// Use the login kept from an earlier request; `PIN_REQUIRED` when there is none.
+    Session,
+}
+
+/// A request to sign with the private key whose CKA_ID is `key_id`.
+#[derive(Debug)]
+pub struct SignRequest {
+    pub token_id: String,
+    pub key_id: Vec<u8>,
+    pub hash: HashAlg,
+    pub input: SignInput,
+    pub auth: Auth,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, Error>>;
+
+enum Request {
+    Scan(Reply<Vec<TokenScan>>),
+    Sign(SignRequest, Reply<Signature>),
+    Logout(String, Reply<()>),
+    PinState(String, Reply<PinState>),
+    ChangePin {
+        token_id: String,
+        old: Pin,
+        new: Pin,
+        force: bool,
+        reply: Reply<PinState>,
+    },
+    Unlock {
+        token_id: String,
+        so_pin: Pin,
+        new: Pin,
+        force: bool,
+        reply: Reply<PinState>,
+    },
+}
+
+/// A loaded module, served by its worker thread. Dropping the last handle stops the
+/// worker, which finalizes the module.
+#[derive(Debug, Clone)]
+pub struct ModuleHandle {
+    info: ModuleInfo,
+    tx: mpsc::Sender<Request>,
+}
+
+impl ModuleHandle {
+    /// Load and initialize the module at `path` on a new worker thread.
+    pub fn spawn(path: &Path) -> Result<ModuleHandle, Error> {
+        let path = path.to_path_buf();
+        let (tx, rx) = mpsc::channel::<Request>();
+        let (ready_tx, ready_rx) = oneshot::channel::<Result<ModuleInfo, Error>>();
+        let name = format!(
+            "pkcs11:{}",
+            path.file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        );
+        let thread_path = path.clone();
+        thread::Builder::new()
+            .name(name)
+            .spawn(move || match Worker::open(&thread_path) {
+                Ok((worker, info)) => {
+                    if ready_tx.send(Ok(info)).is_ok() {
+                        worker.run(rx);
+                    }
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                }
+            })
+            .map_err(|e| Error::ModuleLoad {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        let info = ready_rx.recv().map_err(|_| Error::ModuleLoad {
+            path: path.clone(),
+            reason: "the module's worker thread stopped while loading it".into(),
+        })??;
+        Ok(ModuleHandle { info, tx })
+    }
+
+    pub fn info(&self) -> &ModuleInfo {
+        &self.info
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.info.path
+    }
+
+    fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(make(reply)).map_err(|_| Error::WorkerGone)?;
+        rx.recv().map_err(|_| Error::WorkerGone)?
+    }
+
+    /// Every initialized token with its certificate objects.
+    pub fn scan(&self) -> Result<Vec<TokenScan>, Error> {
+        self.call(Request::Scan)
+    }
+
+    /// Sign. See [`SignRequest`].
+    pub fn sign(&self, req: SignRequest) -> Result<Signature, Error> {
+        self.call(|r| Request::Sign(req, r))
+    }
+
+    /// Drop a login kept by [`Auth::Pin`] with `remember`.
+    pub fn logout(&self, token_id: &str) -> Result<(), Error> {
+        self.call(|r| Request::Logout(token_id.to_string(), r))
+    }
+
+    /// The token's current PIN state, read fresh from the token.
+    pub fn pin_state(&self, token_id: &str) -> Result<PinState, Error> {
+        self.call(|r| Request::PinState(token_id.to_string(), r))
+    }
+
+    /// C_SetPIN. Returns the PIN state afterwards.
+    pub fn change_pin(
+        &self,
+        token_id: &str,
+        old: Pin,
+        new: Pin,
+        force: bool,
+    ) -> Result<PinState, Error> {
+        self.call(|reply| Request::ChangePin {
+            token_id: token_id.to_string(),
+            old,
+            new,
+            force,
+            reply,
+        })
+    }
+
+    /// C_Login as SO with the admin PIN or unlock code, then C_InitPIN with the new PIN.
+    pub fn unlock(
+        &self,
+        token_id: &str,
+        so_pin: Pin,
+        new: Pin,
+        force: bool,
+    ) -> Result<PinState, Error> {
+        self.call(|reply| Request::Unlock {
+            token_id: token_id.to_string(),
+            so_pin,
+            new,
+            force,
+            reply,
+        })
+    }
+}
+
+struct Worker {
+    ctx: Pkcs11,
+    path: PathBuf,
+    /// token id → slot, from the last lookup.
+    slots: HashMap<String, Slot>,
+    /// token id → a session logged in as user, kept on request.
+    logins: HashMap<String, Session>,
+    /// (slot, mechanism) → whether the token offers it.
+    mechanisms: HashMap<(u64, u64), bool>,
+}
+
+impl Worker {
+    fn open(path: &Path) -> Result<(Worker, ModuleInfo), Error> {
+        let load_err = |reason: String| Error::ModuleLoad {
+            path: path.to_path_buf(),
+            reason,
+        };
+        if !path.exists() {
+            return Err(load_err("file not found".into()));
+        }
+        let ctx = Pkcs11::new(path).map_err(|e| load_err(e.to_string()))?;
+        match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+            Ok(()) => {}
+            // Another part of this process initialized it already: usable as is.
+            Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+            Err(e) => return Err(load_err(format!("C_Initialize failed: {}", short(&e)))),
+        }
+        let info = ctx.get_library_info().map_err(|e| load_err(short(&e)))?;
+        let lv = info.library_version();
+        let cv = info.cryptoki_version();
+        let module = ModuleInfo {
+            path: path.to_path_buf(),
+            manufacturer: info.manufacturer_id().trim().to_string(),
+            description: info.library_description().trim().to_string(),
+            library_version: format!("{}.{}", lv.major(), lv.minor()),
+            cryptoki_version: format!("{}.{}", cv.major(), cv.minor()),
+        };
+        tracing::debug!(path = %path.display(), manufacturer = %module.manufacturer, "module loaded");
+        let worker = Worker {
+            ctx,
+            path: path.to_path_buf(),
+            slots: HashMap::new(),
+            logins: HashMap::new(),
+            mechanisms: HashMap::new(),
+        };
+        Ok((worker, module))
+    }
+
+    fn run(mut self, rx: mpsc::Receiver<Request>) {
+        while let Ok(req) = rx.recv() {
+            match req {
+                Request::Scan(reply) => {
+                    let _ = reply.send(self.scan());
+                }
+                Request::Sign(req, reply) => {
+                    let r = self.sign(req);
+                    let _ = reply.send(r);
+                }
+                Request::Logout(token_id, reply) => {
+                    if let Some(s) = self.logins.remove(&token_id) {
+                        let _ = s.logout();
+                    }
+                    let _ = reply.send(Ok(()));
+                }
+                Request::PinState(token_id, reply) => {
+                    let r = self
+                        .find_slot(&token_id)
+                        .and_then(|slot| self.token_info(slot))
+                        .map(|i| user_pin(&i));
+                    let _ = reply.send(r);
+                }
+                Request::ChangePin {
+                    token_id,
+                    old,
+                    new,
+                    force,
+                    reply,
+                } => {
+                    let r = self.change_pin(&token_id, &old, &new, force);
+                    drop((old, new));
+                    let _ = reply.send(r);
+                }
+                Request::Unlock {
+                    token_id,
+                    so_pin,
+                    new,
+                    force,
+                    reply,
+                } => {
+                    let r = self.unlock(&token_id, &so_pin, &new, force);
+                    drop((so_pin, new));
+                    let _ = reply.send(r);
+                }
+            }
+        }
+        // Sessions close before the context finalizes.
+        self.logins.clear();
+        tracing::debug!(path = %self.path.display(), "module worker stopped");
+    }
+
+    fn token_info(&self, slot: Slot) -> Result<CkTokenInfo, Error> {
+        self.ctx.get_token_info(slot).map_err(map_err)
+    }
+
+    /// Slots holding an initialized token. Each slot is asked on its own: one slot with an
+    /// unrecognised card must not hide the others.
+    fn token_slots(&mut self) -> Result<Vec<(Slot, CkTokenInfo)>, Error> {
+        let slots = self.ctx.get_slots_with_token().map_err(map_err)?;
+        let mut out = Vec::new();
+        for slot in slots {
+            match self.ctx.get_token_info(slot) {
+                Ok(info) if info.token_initialized() => out.push((slot, info)),
+                Ok(_) => tracing::debug!(slot = slot.id(), "skipping uninitialized token"),
+                Err(e) => {
+                    tracing::warn!(slot = slot.id(), error = %short(&e), "cannot read token info")
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn find_slot(&mut self, token_id: &str) -> Result<Slot, Error> {
+        if let Some(slot) = self.slots.get(token_id).copied()
+            && let Ok(info) = self.ctx.get_token_info(slot)
+            && id_of(&info) == token_id
+        {
+            return Ok(slot);
+        }
+        let known = self.slots.remove(token_id).is_some();
+        for (slot, info) in self.token_slots()? {
+            let id = id_of(&info);
+            self.slots.insert(id.clone(), slot);
+            if id == token_id {
+                return Ok(slot);
+            }
+        }
+        self.logins.remove(token_id);
+        Err(if known {
+            Error::TokenRemoved
+        } else {
+            Error::TokenNotFound(token_id.to_string())
+        })
+    }
+
+    fn scan(&mut self) -> Result<Vec<TokenScan>, Error> {
+        let mut out = Vec::new();
+        let mut present = HashMap::new();
+        for (slot, info) in self.token_slots()? {
+            let token = self.describe(slot, &info);
+            present.insert(token.id.clone(), slot);
+            let certificates = match self.read_certificates(slot, &token.id) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(token = %token.id, error = %e, "cannot read certificates");
+                    Vec::new()
+                }
+            };
+            out.push(TokenScan {
+                token,
+                certificates,
+            });
+        }
+        self.logins.retain(|id, _| present.contains_key(id));
+        self.slots = present;
+        Ok(out)
+    }
+
+    fn describe(&self, slot: Slot, info: &CkTokenInfo) -> TokenInfo {
+        TokenInfo {
+            id: id_of(info),
+            label: info.label().trim().to_string(),
+            manufacturer: info.manufacturer_id().trim().to_string(),
+            model: info.model().trim().to_string(),
+            serial: info.serial_number().trim().to_string(),
+            module: self.path.clone(),
+            slot: slot.id(),
+            pin: user_pin(info),
+            so_pin: so_pin(info),
+        }
+    }
+
+    fn read_certificates(&self, slot: Slot, token_id: &str) -> Result<Vec<CertObject>, Error> {
+        // A kept login sees private objects too; otherwise a public session does.
+        let fresh;
+        let session = match self.logins.get(token_id) {
+            Some(s) => s,
+            None => {
+                fresh = self.ctx.open_ro_session(slot).map_err(map_err)?;
+                &fresh
+            }
+        };
+        let mut key_ids: Vec<Vec<u8>> = Vec::new();
+        for class in [ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY] {
+            for obj in session
+                .find_objects(&[Attribute::Class(class)])
+                .map_err(map_err)?
+            {
+                if let Some(id) = attr_bytes(session, obj, AttributeType::Id) {
+                    key_ids.push(id);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for obj in session
+            .find_objects(&[Attribute::Class(ObjectClass::CERTIFICATE)])
+            .map_err(map_err)?
+        {
+            let attrs = session
+                .get_attributes(
+                    obj,
+                    &[
+                        AttributeType::Value,
+                        AttributeType::Id,
+                        AttributeType::Label,
+                    ],
+                )
+                .map_err(map_err)?;
+            let mut cert = CertObject {
+                token_id: token_id.to_string(),
+                label: String::new(),
+                key_id: Vec::new(),
+                der: Vec::new(),
+                has_private_key: false,
+            };
+            for a in attrs {
+                match a {
+                    Attribute::Value(v) => cert.der = v,
+                    Attribute::Id(v) => cert.key_id = v,
+                    Attribute::Label(v) => {
+                        cert.label = String::from_utf8_lossy(&v).trim().to_string()
+                    }
+                    _ => {}
+                }
+            }
+            cert.has_private_key = !cert.key_id.is_empty() && key_ids.contains(&cert.key_id);
+            out.push(cert);
+        }
+        Ok(out)
+    }
+
+    /// Log in as user on a new session, submitting the PIN once.
+    fn login_user(
+        &mut self,
+        slot: Slot,
+        token_id: &str,
+        pin: &Pin,
+        force: bool,
+    ) -> Result<Session, Error> {
+        // Login state is per application: drop a kept login before proving the PIN again.
+        if let Some(s) = self.logins.remove(token_id) {
+            let _ = s.logout();
+        }
+        let info = self.token_info(slot)?;
+        guard(user_pin(&info), force)?;
+        let session = self.ctx.open_ro_session(slot).map_err(map_err)?;
+        match session.login(UserType::User, Some(pin)) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(session),
+            Err(e) => Err(self.pin_error(slot, e, user_pin)),
+        }
+    }
+
+    /// Turn a failed PIN submission into an error carrying the token's new PIN state.
+    fn pin_error(&self, slot: Slot, e: CkError, which: fn(&CkTokenInfo) -> PinState) -> Error {
+        let state = || {
+            self.ctx
+                .get_token_info(slot)
+                .map(|i| which(&i))
+                .unwrap_or_default()
+        };
+        match e {
+            CkError::Pkcs11(RvError::PinIncorrect, _) => Error::PinIncorrect { pin: state() },
+            CkError::Pkcs11(RvError::PinLocked, _) => Error::PinLocked { pin: state() },
+            CkError::Pkcs11(RvError::PinLenRange, _) => {
+                let s = state();
+                Error::PinLenRange {
+                    len: 0,
+                    min: s.min_len,
+                    max: s.max_len,
+                }
+            }
+            e => map_err(e),
+        }
+    }
+
+    fn sign(&mut self, req: SignRequest) -> Result<Signature, Error> {
+        let slot = self.find_slot(&req.token_id)?;
+        let digest = req.input.digest(req.hash)?;
+        let (session, keep) = match &req.auth {
+            Auth::Session => match self.logins.remove(&req.token_id) {
+                Some(s) => (s, true),
+                None => return Err(Error::PinRequired),
+            },
+            Auth::Pin {
+                pin,
+                force,
+                remember,
+            } => (
+                self.login_user(slot, &req.token_id, pin, *force)?,
+                *remember,
+            ),
+        };
+        let result = self.sign_with(&session, slot, &req, &digest);
+        let removed = matches!(result, Err(Error::TokenRemoved));
+        if keep && !removed {
+            self.logins.insert(req.token_id.clone(), session);
+        } else if !removed {
+            let _ = session.logout();
+        }
+        result
+    }
+
+    fn sign_with(
+        &mut self,
+        session: &Session,
+        slot: Slot,
+        req: &SignRequest,
+        digest: &[u8],
+    ) -> Result<Signature, Error> {
+        let keys = session
+            .find_objects(&[
+                Attribute::Class(ObjectClass::PRIVATE_KEY),
+                Attribute::Id(req.key_id.clone()),
+            ])
+            .map_err(map_err)?;
+        let Some(&key) = keys.first() else {
+            return Err(Error::NoPrivateKey(hex::encode(&req.key_id)));
+        };
+        let kind = match session
+            .get_attributes(key, &[AttributeType::KeyType])
+            .map_err(map_err)?
+            .first()
+        {
+            Some(Attribute::KeyType(t)) if *t == KeyType::RSA => KeyKind::Rsa,
+            Some(Attribute::KeyType(t)) if *t == KeyType::EC => KeyKind::Ec,
+            Some(Attribute::KeyType(t)) => {
+                return Err(Error::Unsupported(format!("private key type {t}")));
+            }
+            _ => {
+                return Err(Error::Unsupported(
+                    "private key without CKA_KEY_TYPE".into(),
+                ));
+            }
+        };
+        let bytes = match kind {
+            KeyKind::Rsa => {
+                let combined = match (&req.input, req.hash) {
+                    (SignInput::Data(_), HashAlg::Sha1) => {
+                        Some((Mechanism::Sha1RsaPkcs, MechanismType::SHA1_RSA_PKCS))
+                    }
+                    (SignInput::Data(_), HashAlg::Sha256) => {
+                        Some((Mechanism::Sha256RsaPkcs, MechanismType::SHA256_RSA_PKCS))
+                    }
+                    (SignInput::Data(_), HashAlg::Sha384) => {
+                        Some((Mechanism::Sha384RsaPkcs, MechanismType::SHA384_RSA_PKCS))
+                    }
+                    (SignInput::Data(_), HashAlg::Sha512) => {
+                        Some((Mechanism::Sha512RsaPkcs, MechanismType::SHA512_RSA_PKCS))
+                    }
+                    (SignInput::Digest(_), _) => None,
+                };
+                match (combined, &req.input) {
+                    (Some((mech, ty)), SignInput::Data(data)) if self.offers(slot, ty) => {
+                        session.sign(&mech, key, data).map_err(map_err)?
+                    }
+                    // Hash on the host and let the token pad: works on every RSA token.
+                    _ => session
+                        .sign(&Mechanism::RsaPkcs, key, &req.hash.digest_info(digest))
+                        .map_err(map_err)?,
+                }
+            }
+            KeyKind::Ec => {
+                // Tokens rarely offer CKM_ECDSA_SHA* (SoftHSM does not): hash on the host.
+                let raw = session
+                    .sign(&Mechanism::Ecdsa, key, digest)
+                    .map_err(map_err)?;
+                ecdsa_raw_to_der(&raw)?
+            }
+        };
+        Ok(Signature {
+            bytes,
+            algorithm: algorithm_name(kind, req.hash),
+        })
+    }
+
+    /// Whether the token offers a mechanism (asked once per slot and mechanism).
+    fn offers(&mut self, slot: Slot, ty: MechanismType) -> bool {
+        let ctx = &self.ctx;
+        *self
+            .mechanisms
+            .entry((slot.id(), u64::from(*ty)))
+            .or_insert_with(|| ctx.get_mechanism_info(slot, ty).is_ok())
+    }
+
+    fn change_pin(
+        &mut self,
+        token_id: &str,
+        old: &Pin,
+        new: &Pin,
+        force: bool,
+    ) -> Result<PinState, Error> {
+        let slot = self.find_slot(token_id)?;
+        let info = self.token_info(slot)?;
+        let state = user_pin(&info);
+        guard(state, force)?;
+        check_len(state, new)?;
+        if let Some(s) = self.logins.remove(token_id) {
+            let _ = s.logout();
+        }
+        let session = self.ctx.open_rw_session(slot).map_err(map_err)?;
+        match session.set_pin(old, new) {
+            Ok(()) => {}
+            Err(e) => return Err(self.pin_error(slot, e, user_pin)),
+        }
+        drop(session);
+        Ok(user_pin(&self.token_info(slot)?))
+    }
+
+    fn unlock(
+        &mut self,
+        token_id: &str,
+        so_pin_value: &Pin,
+        new: &Pin,
+        force: bool,
+    ) -> Result<PinState, Error> {
+        let slot = self.find_slot(token_id)?;
+        let info = self.token_info(slot)?;
+        guard(so_pin(&info), force)?;
+        check_len(user_pin(&info), new)?;
+        // The SO cannot log in while the user is logged in.
+        if let Some(s) = self.logins.remove(token_id) {
+            let _ = s.logout();
+        }
+        let session = self.ctx.open_rw_session(slot).map_err(map_err)?;
+        if let Err(e) = session.login(UserType::So, Some(so_pin_value)) {
+            return Err(self.pin_error(slot, e, so_pin));
+        }
+        let r = session.init_pin(new);
+        let _ = session.logout();
+        drop(session);
+        if let Err(e) = r {
+            return Err(self.pin_error(slot, e, user_pin));
+        }
+        Ok(user_pin(&self.token_info(slot)?))
+    }
+}
+
+/// Refuse before the token is asked when asking could lock it.
+fn guard(state: PinState, force: bool) -> Result<(), Error> {
+    if state.locked {
+        Err(Error::PinLocked { pin: state })
+    } else if state.final_try && !force {
+        Err(Error::PinFinalTry { pin: state })
+    } else {
+        Ok(())
+    }
+}
+
+fn check_len(state: PinState, new: &Pin) -> Result<(), Error> {
+    let len = new.expose_secret().len();
+    if state.accepts_len(len) {
+        Ok(())
+    } else {
+        Err(Error::PinLenRange {
+            len,
+            min: state.min_len,
+            max: state.max_len,
+        })
+    }
+}
+
+fn id_of(info: &CkTokenInfo) -> String {
+    token_id(info.manufacturer_id(), info.model(), info.serial_number())
+}
+
+fn user_pin(info: &CkTokenInfo) -> PinState {
+    PinState {
+        min_len: info.min_pin_length(),
+        max_len: info.max_pin_length(),
+        initialized: info.user_pin_initialized(),
+        count_low: info.user_pin_count_low(),
+        final_try: info.user_pin_final_try(),
+        locked: info.user_pin_locked(),
+        to_be_changed: info.user_pin_to_be_changed(),
+    }
+}
+
+fn so_pin(info: &CkTokenInfo) -> PinState {
+    PinState {
+        min_len: info.min_pin_length(),
+        max_len: info.max_pin_length(),
+        initialized: info.token_initialized(),
+        count_low: info.so_pin_count_low(),
+        final_try: info.so_pin_final_try(),
+        locked: info.so_pin_locked(),
+        to_be_changed: info.so_pin_to_be_changed(),
+    }
+}
+
+fn attr_bytes(session: &Session, obj: ObjectHandle, ty: AttributeType) -> Option<Vec<u8>> {
+    match session
+        .get_attributes(obj, &[ty])
+        .ok()?
+        .into_iter()
+        .next()?
+    {
+        Attribute::Id(v) | Attribute::Value(v) | Attribute::Label(v) => Some(v),
+        _ => None,
+    }
+}
+
+/// A short description of a cryptoki error (its own Display repeats the spec's prose).
+fn short(e: &CkError) -> String {
+    match e {
+        CkError::Pkcs11(rv, f) => format!("{f}: {rv:?}"),
+        other => other.to_string(),
+    }
+}
+
+fn map_err(e: CkError) -> Error {
+    match e {
+        CkError::Pkcs11(
+            RvError::DeviceRemoved
+            | RvError::TokenNotPresent
+            | RvError::SessionHandleInvalid
+            | RvError::SessionClosed
+            | RvError::SlotIdInvalid,
+            _,
+        ) => Error::TokenRemoved,
+        CkError::Pkcs11(
+            rv @ (RvError::MechanismInvalid
+            | RvError::KeyTypeInconsistent
+            | RvError::KeyFunctionNotPermitted),
+            f,
+        ) => Error::Unsupported(format!("{f}: {rv:?}")),
+        CkError::Pkcs11(rv, f) => Error::Pkcs11 {
+            function: f.to_string(),
+            rv: format!("{rv:?}"),
+        },
+        other => Error::Other(other.to_string()),
+    }
+}
