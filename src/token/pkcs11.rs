@@ -195,13 +195,20 @@ impl ModuleHandle {
     }
 }
 
+/// A session logged in as user, kept between requests, with the keys found through it.
+struct Login {
+    session: Session,
+    slot: Slot,
+    keys: HashMap<Vec<u8>, (ObjectHandle, KeyKind)>,
+}
+
 struct Worker {
     ctx: Pkcs11,
     path: PathBuf,
     /// token id → slot, from the last lookup.
     slots: HashMap<String, Slot>,
     /// token id → a session logged in as user, kept on request.
-    logins: HashMap<String, Session>,
+    logins: HashMap<String, Login>,
     /// (slot, mechanism) → whether the token offers it.
     mechanisms: HashMap<(u64, u64), bool>,
 }
@@ -254,9 +261,7 @@ impl Worker {
                     let _ = reply.send(r);
                 }
                 Request::Logout(token_id, reply) => {
-                    if let Some(s) = self.logins.remove(&token_id) {
-                        let _ = s.logout();
-                    }
+                    self.forget_login(&token_id);
                     let _ = reply.send(Ok(()));
                 }
                 Request::PinState(token_id, reply) => {
@@ -293,6 +298,13 @@ impl Worker {
         // Sessions close before the context finalizes.
         self.logins.clear();
         tracing::debug!(path = %self.path.display(), "module worker stopped");
+    }
+
+    /// Log out of and drop a kept login.
+    fn forget_login(&mut self, token_id: &str) {
+        if let Some(l) = self.logins.remove(token_id) {
+            let _ = l.session.logout();
+        }
     }
 
     fn token_info(&self, slot: Slot) -> Result<CkTokenInfo, Error> {
@@ -379,7 +391,7 @@ impl Worker {
     fn read_certificates(&self, slot: Slot, token_id: &str) -> Result<Vec<CertObject>, Error> {
         // A kept login sees private objects too; otherwise a public session does.
         let fresh;
-        let session = match self.logins.get(token_id) {
+        let session = match self.logins.get(token_id).map(|l| &l.session) {
             Some(s) => s,
             None => {
                 fresh = self.ctx.open_ro_session(slot).map_err(map_err)?;
@@ -442,16 +454,18 @@ impl Worker {
         token_id: &str,
         pin: &Pin,
         force: bool,
-    ) -> Result<Session, Error> {
+    ) -> Result<Login, Error> {
         // Login state is per application: drop a kept login before proving the PIN again.
-        if let Some(s) = self.logins.remove(token_id) {
-            let _ = s.logout();
-        }
+        self.forget_login(token_id);
         let info = self.token_info(slot)?;
         guard(user_pin(&info), force)?;
         let session = self.ctx.open_ro_session(slot).map_err(map_err)?;
         match session.login(UserType::User, Some(pin)) {
-            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(session),
+            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(Login {
+                session,
+                slot,
+                keys: HashMap::new(),
+            }),
             Err(e) => Err(self.pin_error(slot, e, user_pin)),
         }
     }
@@ -480,47 +494,58 @@ impl Worker {
     }
 
     fn sign(&mut self, req: SignRequest) -> Result<Signature, Error> {
-        let slot = self.find_slot(&req.token_id)?;
-        let digest = req.input.digest(req.hash)?;
-        let (session, keep) = match &req.auth {
+        // A precomputed digest of the wrong length is refused before the PIN is used.
+        if let SignInput::Digest(_) = &req.input {
+            req.input.digest(req.hash)?;
+        }
+        let (mut login, keep) = match &req.auth {
+            // A kept login skips the slot lookup: if the token went away, C_Sign says so.
             Auth::Session => match self.logins.remove(&req.token_id) {
-                Some(s) => (s, true),
+                Some(l) => (l, true),
                 None => return Err(Error::PinRequired),
             },
             Auth::Pin {
                 pin,
                 force,
                 remember,
-            } => (
-                self.login_user(slot, &req.token_id, pin, *force)?,
-                *remember,
-            ),
+            } => {
+                let slot = self.find_slot(&req.token_id)?;
+                (
+                    self.login_user(slot, &req.token_id, pin, *force)?,
+                    *remember,
+                )
+            }
         };
-        let result = self.sign_with(&session, slot, &req, &digest);
-        let removed = matches!(result, Err(Error::TokenRemoved));
-        if keep && !removed {
-            self.logins.insert(req.token_id.clone(), session);
-        } else if !removed {
-            let _ = session.logout();
+        let result = self.sign_with(&mut login, &req);
+        match &result {
+            // The session died with the token: nothing to log out of or keep.
+            Err(Error::TokenRemoved) => {
+                self.slots.remove(&req.token_id);
+            }
+            _ if keep => {
+                self.logins.insert(req.token_id.clone(), login);
+            }
+            _ => {
+                let _ = login.session.logout();
+            }
         }
         result
     }
 
-    fn sign_with(
-        &mut self,
-        session: &Session,
-        slot: Slot,
-        req: &SignRequest,
-        digest: &[u8],
-    ) -> Result<Signature, Error> {
+    /// The private key with CKA_ID `key_id` and its type, looked up once per login.
+    fn private_key(login: &mut Login, key_id: &[u8]) -> Result<(ObjectHandle, KeyKind), Error> {
+        if let Some(k) = login.keys.get(key_id) {
+            return Ok(*k);
+        }
+        let session = &login.session;
         let keys = session
             .find_objects(&[
                 Attribute::Class(ObjectClass::PRIVATE_KEY),
-                Attribute::Id(req.key_id.clone()),
+                Attribute::Id(key_id.to_vec()),
             ])
             .map_err(map_err)?;
         let Some(&key) = keys.first() else {
-            return Err(Error::NoPrivateKey(hex::encode(&req.key_id)));
+            return Err(Error::NoPrivateKey(hex::encode(key_id)));
         };
         let kind = match session
             .get_attributes(key, &[AttributeType::KeyType])
@@ -538,37 +563,48 @@ impl Worker {
                 ));
             }
         };
+        login.keys.insert(key_id.to_vec(), (key, kind));
+        Ok((key, kind))
+    }
+
+    fn sign_with(&mut self, login: &mut Login, req: &SignRequest) -> Result<Signature, Error> {
+        let (key, kind) = Self::private_key(login, &req.key_id)?;
+        let session = &login.session;
         let bytes = match kind {
             KeyKind::Rsa => {
                 let combined = match (&req.input, req.hash) {
-                    (SignInput::Data(_), HashAlg::Sha1) => {
-                        Some((Mechanism::Sha1RsaPkcs, MechanismType::SHA1_RSA_PKCS))
+                    (SignInput::Data(d), HashAlg::Sha1) => {
+                        Some((Mechanism::Sha1RsaPkcs, MechanismType::SHA1_RSA_PKCS, d))
                     }
-                    (SignInput::Data(_), HashAlg::Sha256) => {
-                        Some((Mechanism::Sha256RsaPkcs, MechanismType::SHA256_RSA_PKCS))
+                    (SignInput::Data(d), HashAlg::Sha256) => {
+                        Some((Mechanism::Sha256RsaPkcs, MechanismType::SHA256_RSA_PKCS, d))
                     }
-                    (SignInput::Data(_), HashAlg::Sha384) => {
-                        Some((Mechanism::Sha384RsaPkcs, MechanismType::SHA384_RSA_PKCS))
+                    (SignInput::Data(d), HashAlg::Sha384) => {
+                        Some((Mechanism::Sha384RsaPkcs, MechanismType::SHA384_RSA_PKCS, d))
                     }
-                    (SignInput::Data(_), HashAlg::Sha512) => {
-                        Some((Mechanism::Sha512RsaPkcs, MechanismType::SHA512_RSA_PKCS))
+                    (SignInput::Data(d), HashAlg::Sha512) => {
+                        Some((Mechanism::Sha512RsaPkcs, MechanismType::SHA512_RSA_PKCS, d))
                     }
                     (SignInput::Digest(_), _) => None,
                 };
-                match (combined, &req.input) {
-                    (Some((mech, ty)), SignInput::Data(data)) if self.offers(slot, ty) => {
+                match combined {
+                    Some((mech, ty, data)) if self.offers(login.slot, ty) => {
                         session.sign(&mech, key, data).map_err(map_err)?
                     }
                     // Hash on the host and let the token pad: works on every RSA token.
-                    _ => session
-                        .sign(&Mechanism::RsaPkcs, key, &req.hash.digest_info(digest))
-                        .map_err(map_err)?,
+                    _ => {
+                        let digest = req.input.digest(req.hash)?;
+                        session
+                            .sign(&Mechanism::RsaPkcs, key, &req.hash.digest_info(&digest))
+                            .map_err(map_err)?
+                    }
                 }
             }
             KeyKind::Ec => {
                 // Tokens rarely offer CKM_ECDSA_SHA* (SoftHSM does not): hash on the host.
+                let digest = req.input.digest(req.hash)?;
                 let raw = session
-                    .sign(&Mechanism::Ecdsa, key, digest)
+                    .sign(&Mechanism::Ecdsa, key, &digest)
                     .map_err(map_err)?;
                 ecdsa_raw_to_der(&raw)?
             }
@@ -582,9 +618,12 @@ impl Worker {
     /// Whether the token offers a mechanism (asked once per slot and mechanism).
     fn offers(&mut self, slot: Slot, ty: MechanismType) -> bool {
         let ctx = &self.ctx;
+        // CK_MECHANISM_TYPE is a C unsigned long: u64 here, u32 on Windows.
+        #[allow(clippy::useless_conversion)]
+        let key = (slot.id(), u64::from(*ty));
         *self
             .mechanisms
-            .entry((slot.id(), u64::from(*ty)))
+            .entry(key)
             .or_insert_with(|| ctx.get_mechanism_info(slot, ty).is_ok())
     }
 
@@ -600,9 +639,7 @@ impl Worker {
         let state = user_pin(&info);
         guard(state, force)?;
         check_len(state, new)?;
-        if let Some(s) = self.logins.remove(token_id) {
-            let _ = s.logout();
-        }
+        self.forget_login(token_id);
         let session = self.ctx.open_rw_session(slot).map_err(map_err)?;
         match session.set_pin(old, new) {
             Ok(()) => {}
@@ -624,9 +661,7 @@ impl Worker {
         guard(so_pin(&info), force)?;
         check_len(user_pin(&info), new)?;
         // The SO cannot log in while the user is logged in.
-        if let Some(s) = self.logins.remove(token_id) {
-            let _ = s.logout();
-        }
+        self.forget_login(token_id);
         let session = self.ctx.open_rw_session(slot).map_err(map_err)?;
         if let Err(e) = session.login(UserType::So, Some(so_pin_value)) {
             return Err(self.pin_error(slot, e, so_pin));

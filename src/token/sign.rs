@@ -27,7 +27,7 @@ impl HashAlg {
     }
 
     /// Output length in bytes.
-    pub fn len(self) -> usize {
+    pub fn output_len(self) -> usize {
         match self {
             HashAlg::Sha1 => 20,
             HashAlg::Sha256 => 32,
@@ -108,11 +108,11 @@ impl SignInput {
     pub fn digest(&self, hash: HashAlg) -> Result<Vec<u8>, Error> {
         match self {
             SignInput::Data(d) => Ok(hash.digest(d)),
-            SignInput::Digest(d) if d.len() == hash.len() => Ok(d.clone()),
+            SignInput::Digest(d) if d.len() == hash.output_len() => Ok(d.clone()),
             SignInput::Digest(d) => Err(Error::Other(format!(
                 "a {} digest is {} bytes, got {}",
                 hash.as_str(),
-                hash.len(),
+                hash.output_len(),
                 d.len()
             ))),
         }
@@ -196,9 +196,9 @@ mod tests {
             HashAlg::Sha512,
         ] {
             let p = h.digest_info_prefix();
-            assert_eq!(*p.last().unwrap() as usize, h.len());
-            assert_eq!(p[1] as usize, p.len() - 2 + h.len());
-            assert_eq!(h.digest(b"abc").len(), h.len());
+            assert_eq!(*p.last().unwrap() as usize, h.output_len());
+            assert_eq!(p[1] as usize, p.len() - 2 + h.output_len());
+            assert_eq!(h.digest(b"abc").len(), h.output_len());
         }
     }
 

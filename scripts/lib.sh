@@ -1,0 +1,80 @@
+# shellcheck shell=bash disable=SC2034  # the variables are used by the scripts that source this
+# Shared helpers for scripts/test, scripts/demo and .ci/run. Source it, do not run it:
+#   . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# It sets CERTRAY_ROOT (the repository root) and defines the functions below.
+
+CERTRAY_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# Debian packages. Build: a C compiler (ring), pkg-config and the PC/SC headers.
+CERTRAY_BUILD_PACKAGES=(build-essential pkg-config libpcsclite-dev)
+# Run-time tools the demo needs: SoftHSM2 (the demo token) and OpenSC (the default module).
+CERTRAY_DEMO_PACKAGES=(softhsm2 opensc)
+# Everything the tests drive (tests/common/mod.rs says which test needs what).
+CERTRAY_TEST_PACKAGES=(softhsm2 opensc opencryptoki openssl pcscd python3)
+
+certray_log() {
+    printf '==> %s\n' "$*" >&2
+}
+
+certray_die() {
+    printf 'error: %s\n' "$*" >&2
+    exit 1
+}
+
+# certray_missing_packages PKG... : print the packages dpkg does not have installed.
+certray_missing_packages() {
+    local pkg status
+    for pkg in "$@"; do
+        status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
+        if [ "$status" != installed ]; then
+            printf '%s\n' "$pkg"
+        fi
+    done
+}
+
+# certray_ensure_packages PKG... : install with apt the packages that are missing (as root,
+# else through sudo). Does nothing when all are installed; only warns off Debian/Ubuntu.
+certray_ensure_packages() {
+    if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
+        certray_log "not a Debian system (no dpkg/apt-get): install these yourself: $*"
+        return 0
+    fi
+    local missing
+    mapfile -t missing < <(certray_missing_packages "$@")
+    if [ "${#missing[@]}" -eq 0 ]; then
+        certray_log "Debian packages present: $*"
+        return 0
+    fi
+    local sudo=()
+    if [ "$(id -u)" -ne 0 ]; then
+        if command -v sudo >/dev/null 2>&1; then
+            sudo=(sudo)
+        else
+            certray_die "missing packages ${missing[*]}, and not root and no sudo: run as root: apt-get update && apt-get install -y ${missing[*]}"
+        fi
+    fi
+    certray_log "installing missing Debian packages: ${missing[*]}"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+    mapfile -t missing < <(certray_missing_packages "$@")
+    if [ "${#missing[@]}" -ne 0 ]; then
+        certray_die "still missing after apt-get install: ${missing[*]}"
+    fi
+}
+
+# certray_need_cargo: make sure cargo is on PATH (rustup's ~/.cargo/env is sourced if needed).
+certray_need_cargo() {
+    if ! command -v cargo >/dev/null 2>&1 && [ -f "${CARGO_HOME:-$HOME/.cargo}/env" ]; then
+        # shellcheck disable=SC1091
+        . "${CARGO_HOME:-$HOME/.cargo}/env"
+    fi
+    if ! command -v cargo >/dev/null 2>&1; then
+        cat >&2 <<'MSG'
+error: cargo not found. Install Rust with rustup (https://rustup.rs):
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y
+    . "$HOME/.cargo/env"
+(Debian's own rustc is too old for this crate: it needs Rust 1.85 or newer, edition 2024.)
+MSG
+        exit 1
+    fi
+}
