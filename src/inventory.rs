@@ -98,7 +98,7 @@ impl Inventory {
                         token::Error::ModuleLoad { reason, .. } => reason.clone(),
                         other => other.to_string(),
                     };
-                    tracing::warn!(path = %path.display(), %reason, "PKCS#11 module not loaded");
+                    tracing::info!(path = %path.display(), %reason, "PKCS#11 module not loaded");
                     failures.push(LoadFailure { path, reason });
                 }
             }
@@ -273,7 +273,7 @@ fn entry(obj: token::CertObject) -> CertEntry {
     let id = format!("c-{}", &hex::encode(Sha256::digest(&obj.der))[..16]);
     let parsed = cert::parse(&obj.der);
     if let Err(e) = &parsed {
-        tracing::warn!(token = %obj.token_id, label = %obj.label, error = %e, "certificate object does not parse");
+        tracing::debug!(token = %obj.token_id, label = %obj.label, error = %e, "certificate object does not parse");
     }
     CertEntry {
         id,

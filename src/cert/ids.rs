@@ -117,7 +117,9 @@ fn looks_like_resident_id(s: &str) -> bool {
 fn uscc_in_subject_value(value: &str) -> Option<String> {
     let value = value.trim();
     let bytes = value.as_bytes();
-    let etsi_prefix = bytes.get(..5).is_some_and(|p| p.iter().all(u8::is_ascii_uppercase))
+    let etsi_prefix = bytes
+        .get(..5)
+        .is_some_and(|p| p.iter().all(u8::is_ascii_uppercase))
         && bytes.get(5) == Some(&b'-');
     let candidate = if uscc_shaped(value) {
         value
@@ -130,7 +132,11 @@ fn uscc_in_subject_value(value: &str) -> Option<String> {
     } else {
         let start = value.char_indices().rev().nth(17)?.0;
         let (head, tail) = value.split_at_checked(start)?;
-        if head.chars().next_back().is_some_and(|c| c.is_ascii_alphanumeric()) {
+        if head
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        {
             return None;
         }
         tail

@@ -103,8 +103,11 @@ mod tests {
     use crate::cert::text::{push_tlv, tag};
     use x509_parser::prelude::FromDer;
 
-    /// A DER Name from RDNs of `(OID content bytes, string tag, value bytes)`.
-    fn der_name(rdns: &[&[(&[u8], u8, &[u8])]]) -> Vec<u8> {
+    /// One attribute: OID content bytes, string tag, value bytes.
+    type Ava<'a> = (&'a [u8], u8, &'a [u8]);
+
+    /// A DER Name from RDNs of attributes.
+    fn der_name(rdns: &[&[Ava<'_>]]) -> Vec<u8> {
         let mut seq = Vec::new();
         for rdn in rdns {
             let mut set = Vec::new();

@@ -419,6 +419,222 @@ mod tests {
         assert_eq!(ec_point_bits(&[]), None);
     }
 
+    /// Copies of two make-certs.sh outputs, kept in the tree so these tests need no openssl.
+    const SAMPLE_RSA: &[u8] = include_bytes!("../../tests/fixtures/sample-rsa-utf8.der");
+    const SAMPLE_SM2: &[u8] = include_bytes!("../../tests/fixtures/sample-sm2.der");
+
+    #[test]
+    fn parses_the_rsa_sample() {
+        let c = parse(SAMPLE_RSA).unwrap();
+        assert_eq!(
+            c.subject.dn,
+            "CN=张三,OU=财务部,O=北京云杉测试科技有限公司,L=海淀区,ST=北京市,C=CN"
+        );
+        assert_eq!(c.issuer.dn, "CN=Certray Test CA,O=Certray 测试,C=CN");
+        assert_eq!(c.serial, "8a3f00000000000000000001");
+        assert_eq!(
+            c.sha256,
+            "0a045ac6bead7aab23531991f1f26514e8135421cf250668e298034b350ebf02"
+        );
+        assert_eq!(
+            c.validity.not_before,
+            time::macros::datetime!(2026-11-21 06:02:09 UTC)
+        );
+        assert_eq!(
+            c.validity.not_after,
+            time::macros::datetime!(2027-11-21 06:02:09 UTC)
+        );
+        assert_eq!(
+            c.key,
+            KeyInfo {
+                algorithm: KeyAlgorithm::Rsa,
+                bits: Some(2048),
+                curve: None,
+                oid: None
+            }
+        );
+        assert_eq!(c.signature_algorithm, "sha256WithRSAEncryption");
+        assert_eq!(c.key_usage, ["digitalSignature", "nonRepudiation"]);
+        assert_eq!(c.extended_key_usage, ["clientAuth"]);
+        assert_eq!(c.ids.uscc.as_deref(), Some("91110108MA01ABCDEN"));
+        assert_eq!(c.ids.uscc_valid, Some(true));
+        assert_eq!(c.ids.taxpayer_id.as_deref(), Some("110108722613123"));
+        assert_eq!(c.ids.bjca_unique_id.as_deref(), Some("1@5009JJ0110000123"));
+        assert_eq!(c.owner(), "北京云杉测试科技有限公司");
+        assert_eq!(c.id(), "c-0a045ac6bead7aab");
+    }
+
+    #[test]
+    fn parses_the_sm2_sample() {
+        let c = parse(SAMPLE_SM2).unwrap();
+        assert_eq!(c.subject.cn.as_deref(), Some("SM2 签名证书"));
+        assert_eq!(
+            c.key,
+            KeyInfo {
+                algorithm: KeyAlgorithm::Sm2,
+                bits: Some(256),
+                curve: Some("SM2".into()),
+                oid: None
+            }
+        );
+        assert_eq!(c.signature_algorithm, "SM2-with-SM3");
+        assert_eq!(c.extended_key_usage, ["serverAuth", "clientAuth"]);
+        assert_eq!(c.ids.uscc.as_deref(), Some("91110000100017643K"));
+        assert_eq!(c.ids.personal_id.as_deref(), Some("11010119900307001X"));
+    }
+
+    #[test]
+    fn trailing_bytes_are_rejected() {
+        let mut der = SAMPLE_SM2.to_vec();
+        der.extend_from_slice(&[0x00, 0x00]);
+        let err = parse(&der).unwrap_err();
+        assert!(err.to_string().contains("2 bytes after"), "{err}");
+    }
+
+    /// Every sample cut at every length, and with each byte changed three ways: an error
+    /// or a certificate, never a panic.
+    #[test]
+    fn damaged_samples_never_panic() {
+        for sample in [SAMPLE_RSA, SAMPLE_SM2] {
+            for len in 0..sample.len() {
+                assert!(
+                    parse(sample.get(..len).unwrap_or_default()).is_err(),
+                    "cut at {len}"
+                );
+            }
+            let mut damaged = sample.to_vec();
+            for i in 0..damaged.len() {
+                for mask in [0xFF, 0x01, 0x80] {
+                    if let Some(b) = damaged.get_mut(i) {
+                        *b ^= mask;
+                    }
+                    let _ = parse(&damaged);
+                    if let Some(b) = damaged.get_mut(i) {
+                        *b ^= mask;
+                    }
+                }
+            }
+        }
+    }
+
+    /// A SubjectPublicKeyInfo with the given algorithm OID (content bytes), optional
+    /// parameters (a whole element) and key bytes.
+    fn spki(algorithm: &[u8], parameters: Option<&[u8]>, key: &[u8]) -> Vec<u8> {
+        let mut alg = Vec::new();
+        text::push_tlv(&mut alg, tag::OID, algorithm);
+        alg.extend_from_slice(parameters.unwrap_or_default());
+        let mut bits = vec![0u8];
+        bits.extend_from_slice(key);
+        let mut content = Vec::new();
+        text::push_tlv(&mut content, tag::SEQUENCE, &alg);
+        text::push_tlv(&mut content, tag::BIT_STRING, &bits);
+        let mut der = Vec::new();
+        text::push_tlv(&mut der, tag::SEQUENCE, &content);
+        der
+    }
+
+    fn oid_element(content: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        text::push_tlv(&mut v, tag::OID, content);
+        v
+    }
+
+    #[test]
+    fn key_algorithms() {
+        use x509_parser::prelude::FromDer;
+        const RSA: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x01];
+        const EC: &[u8] = &[0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x02, 0x01];
+        const SM2_CURVE: &[u8] = &[0x2A, 0x81, 0x1C, 0xCF, 0x55, 0x01, 0x82, 0x2D];
+        const P256: &[u8] = &[0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07];
+        const SECP256K1: &[u8] = &[0x2B, 0x81, 0x04, 0x00, 0x0A];
+        const BRAINPOOL384: &[u8] = &[0x2B, 0x24, 0x03, 0x03, 0x02, 0x08, 0x01, 0x01, 0x0B];
+        const ED25519: &[u8] = &[0x2B, 0x65, 0x70];
+        const UNKNOWN_CURVE: &[u8] = &[0x2A, 0x03, 0x04];
+
+        // RSAPublicKey with a 1023-bit modulus (leading zero byte, then 0x7F...).
+        let mut modulus = vec![0x00, 0x7F];
+        modulus.extend([0xAB; 127]);
+        let mut rsa_key = Vec::new();
+        let mut ints = Vec::new();
+        text::push_tlv(&mut ints, tag::INTEGER, &modulus);
+        text::push_tlv(&mut ints, tag::INTEGER, &[0x01, 0x00, 0x01]);
+        text::push_tlv(&mut rsa_key, tag::SEQUENCE, &ints);
+        let point = [0x04; 65];
+        let null = [0x05, 0x00];
+
+        let cases: [(Vec<u8>, KeyInfo); 9] = [
+            (
+                spki(RSA, Some(&null), &rsa_key),
+                key(KeyAlgorithm::Rsa, Some(1023), None, None),
+            ),
+            (
+                spki(RSA, Some(&null), b"junk"),
+                key(KeyAlgorithm::Rsa, None, None, None),
+            ),
+            (
+                spki(EC, Some(&oid_element(SM2_CURVE)), &point),
+                key(KeyAlgorithm::Sm2, Some(256), Some("SM2"), None),
+            ),
+            (
+                spki(SM2_CURVE, None, &point),
+                key(KeyAlgorithm::Sm2, Some(256), Some("SM2"), None),
+            ),
+            (
+                spki(EC, Some(&oid_element(P256)), &point),
+                key(KeyAlgorithm::Ec, Some(256), Some("P-256"), None),
+            ),
+            (
+                spki(EC, Some(&oid_element(SECP256K1)), &point),
+                key(KeyAlgorithm::Ec, Some(256), Some("secp256k1"), None),
+            ),
+            (
+                spki(EC, Some(&oid_element(BRAINPOOL384)), &[0x04; 97]),
+                key(KeyAlgorithm::Ec, Some(384), Some("brainpoolP384r1"), None),
+            ),
+            (
+                spki(EC, Some(&oid_element(UNKNOWN_CURVE)), &[0x02; 29]),
+                key(KeyAlgorithm::Ec, Some(224), Some("1.2.3.4"), None),
+            ),
+            (
+                spki(ED25519, None, &[0x11; 32]),
+                key(
+                    KeyAlgorithm::Other,
+                    Some(256),
+                    Some("Ed25519"),
+                    Some("1.3.101.112"),
+                ),
+            ),
+        ];
+        for (der, want) in cases {
+            let (_, info) = SubjectPublicKeyInfo::from_der(&der).unwrap();
+            assert_eq!(key_info(&info), want);
+        }
+        let dsa_der = spki(
+            &[0x2A, 0x86, 0x48, 0xCE, 0x38, 0x04, 0x01],
+            None,
+            &[2, 1, 1],
+        );
+        let (_, dsa) = SubjectPublicKeyInfo::from_der(&dsa_der).unwrap();
+        assert_eq!(
+            key_info(&dsa),
+            key(KeyAlgorithm::Other, None, None, Some("1.2.840.10040.4.1"))
+        );
+    }
+
+    fn key(
+        algorithm: KeyAlgorithm,
+        bits: Option<u32>,
+        curve: Option<&str>,
+        oid: Option<&str>,
+    ) -> KeyInfo {
+        KeyInfo {
+            algorithm,
+            bits,
+            curve: curve.map(str::to_owned),
+            oid: oid.map(str::to_owned),
+        }
+    }
+
     #[test]
     fn rejects_non_certificates() {
         for bytes in [

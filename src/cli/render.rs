@@ -233,7 +233,8 @@ pub fn list(list: &ListDto, lang: Lang) -> String {
     out.push_str(&t.render());
     for c in list.certificates.iter().filter(|c| c.error.is_some()) {
         out.push_str(&format!(
-            "{} {}: {}\n",
+            "{}{} {}: {}\n",
+            lang.pick("注：", "Note: "),
             c.id,
             lang.pick("无法解析", "cannot be read"),
             c.error.as_deref().unwrap_or_default()

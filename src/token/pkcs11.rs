@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::thread;
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
@@ -83,11 +83,28 @@ enum Request {
 }
 
 /// A loaded module, served by its worker thread. Dropping the last handle stops the
-/// worker, which finalizes the module.
+/// worker and waits for it to finalize the module, so that no PKCS#11 call is still running
+/// when the process exits (SoftHSM crashes if its library is torn down under C_Finalize).
 #[derive(Debug, Clone)]
 pub struct ModuleHandle {
     info: ModuleInfo,
-    tx: mpsc::Sender<Request>,
+    worker: Arc<WorkerThread>,
+}
+
+#[derive(Debug)]
+struct WorkerThread {
+    tx: Option<mpsc::Sender<Request>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Drop for WorkerThread {
+    fn drop(&mut self) {
+        // Closing the channel ends the worker's loop.
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl ModuleHandle {
@@ -103,7 +120,7 @@ impl ModuleHandle {
                 .unwrap_or_default()
         );
         let thread_path = path.clone();
-        thread::Builder::new()
+        let thread = thread::Builder::new()
             .name(name)
             .spawn(move || match Worker::open(&thread_path) {
                 Ok((worker, info)) => {
@@ -119,11 +136,16 @@ impl ModuleHandle {
                 path: path.clone(),
                 reason: e.to_string(),
             })?;
+        // Joined on drop, also when loading failed.
+        let worker = Arc::new(WorkerThread {
+            tx: Some(tx),
+            thread: Some(thread),
+        });
         let info = ready_rx.recv().map_err(|_| Error::ModuleLoad {
             path: path.clone(),
             reason: "the module's worker thread stopped while loading it".into(),
         })??;
-        Ok(ModuleHandle { info, tx })
+        Ok(ModuleHandle { info, worker })
     }
 
     pub fn info(&self) -> &ModuleInfo {
@@ -136,7 +158,8 @@ impl ModuleHandle {
 
     fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, Error> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(make(reply)).map_err(|_| Error::WorkerGone)?;
+        let tx = self.worker.tx.as_ref().ok_or(Error::WorkerGone)?;
+        tx.send(make(reply)).map_err(|_| Error::WorkerGone)?;
         rx.recv().map_err(|_| Error::WorkerGone)?
     }
 

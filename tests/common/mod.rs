@@ -1062,3 +1062,104 @@ fn wipe_token_store() {
     ensure_dir(&Path::new(OCK_SWTOK).join("TOK_OBJ"), gid);
     start_slotd(&slotd);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Certificate fixtures and the certray binary
+// ---------------------------------------------------------------------------------------------
+
+/// The fixtures of `tests/fixtures/make-certs.sh`, made once per test binary into a temp dir
+/// that lives until the process exits.
+pub fn fixtures() -> &'static Path {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        require("openssl", "openssl");
+        let dir = tempfile::Builder::new()
+            .prefix("certray-fixtures-")
+            .tempdir()
+            .expect("tempdir")
+            .keep();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/make-certs.sh");
+        run(Command::new("bash").arg(script).arg(&dir));
+        dir
+    })
+}
+
+/// A fixture file by name, e.g. `fixture("rsa-utf8.der")`.
+pub fn fixture(name: &str) -> PathBuf {
+    let p = fixtures().join(name);
+    assert!(p.exists(), "fixture {} was not made", p.display());
+    p
+}
+
+/// The certray binary built for these tests, in a fixed environment:
+/// zh-CN messages unless the test asks otherwise, and no user config.
+pub fn certray(env: &[(&str, OsString)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_certray"));
+    cmd.env_remove("RUST_LOG")
+        .env("CERTRAY_LANG", "zh_CN.UTF-8")
+        .envs(env.iter().map(|(k, v)| (*k, v)));
+    cmd
+}
+
+/// Run certray with `stdin` fed in, whatever its exit status.
+pub fn certray_with_input(cmd: &mut Command, stdin: &str) -> Output {
+    use std::io::Write as _;
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start certray");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("wait for certray")
+}
+
+/// The SHA-256 fingerprint of a DER certificate as `openssl x509 -fingerprint` prints it,
+/// lowercased without colons.
+pub fn openssl_sha256(der: &Path) -> String {
+    let out = openssl(&[
+        OsStr::new("x509"),
+        OsStr::new("-inform"),
+        OsStr::new("DER"),
+        OsStr::new("-in"),
+        der.as_os_str(),
+        OsStr::new("-noout"),
+        OsStr::new("-fingerprint"),
+        OsStr::new("-sha256"),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim()
+        .rsplit('=')
+        .next()
+        .expect("fingerprint")
+        .replace(':', "")
+        .to_lowercase()
+}
+
+/// `openssl dgst -HASH -verify PUB -signature SIG DATA` with the public key taken from the
+/// DER certificate; returns whether OpenSSL printed "Verified OK".
+pub fn openssl_verify(cert_der: &Path, hash: &str, sig: &Path, data: &Path) -> bool {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pubkey = dir.path().join("pub.pem");
+    run(Command::new(require("openssl", "openssl"))
+        .args(["x509", "-inform", "DER", "-noout", "-pubkey", "-in"])
+        .arg(cert_der)
+        .arg("-out")
+        .arg(&pubkey));
+    let out = run_unchecked(
+        Command::new(require("openssl", "openssl"))
+            .arg("dgst")
+            .arg(format!("-{hash}"))
+            .arg("-verify")
+            .arg(&pubkey)
+            .arg("-signature")
+            .arg(sig)
+            .arg(data),
+    );
+    out.status.success() && String::from_utf8_lossy(&out.stdout).contains("Verified OK")
+}

@@ -1,0 +1,583 @@
+//! The CLI end to end on a real SoftHSM token made for each test: list, show, sign, PIN
+//! change and unlock, config errors and module load failures. Fields are checked against
+//! `openssl` output for the same certificate; signatures are verified with `openssl dgst`.
+
+mod common;
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use common::*;
+use serde_json::Value;
+
+const LABEL: &str = "certray-test";
+const PIN: &str = "123456";
+const SO_PIN: &str = "12345678";
+
+/// A SoftHSM token holding the fixtures:
+/// 01 rsa-utf8 cert + key, 02 ec-expiring cert + key (P-384), 03 rsa-bmp cert only,
+/// 04 sm2 cert only, 05 ec-expired cert + key, 06 serial-uscc cert only, 07 garbage.
+struct Token {
+    hsm: SoftHsm,
+    config: std::path::PathBuf,
+}
+
+impl Token {
+    fn new() -> Token {
+        let hsm = SoftHsm::new();
+        hsm.init_token(LABEL, SO_PIN, PIN);
+        let f = |n: &str| fixture(n);
+        let with_key = [
+            ("01", "rsa-utf8"),
+            ("02", "ec-expiring"),
+            ("05", "ec-expired"),
+        ];
+        for (id, name) in with_key {
+            let key = f(&format!("{name}.key.der"));
+            hsm.import(
+                LABEL,
+                PIN,
+                id,
+                Some(&f(&format!("{name}.der"))),
+                Some(&key),
+                name,
+            );
+        }
+        for (id, name) in [("03", "rsa-bmp"), ("04", "sm2"), ("06", "serial-uscc")] {
+            hsm.import(LABEL, PIN, id, Some(&f(&format!("{name}.der"))), None, name);
+        }
+        let garbage = std::fs::read(f("garbage.der")).unwrap();
+        hsm.write_raw_cert(LABEL, PIN, "07", &garbage, "garbage");
+        let config = hsm.config_file();
+        Token { hsm, config }
+    }
+
+    fn env(&self) -> Vec<(&'static str, OsString)> {
+        self.hsm.env().to_vec()
+    }
+
+    fn cmd(&self) -> std::process::Command {
+        let mut c = certray(&self.env());
+        c.arg("--config").arg(&self.config);
+        c
+    }
+
+    fn list(&self) -> Value {
+        let out = run(self.cmd().args(["list", "--json"]));
+        serde_json::from_slice(&out.stdout).expect("list --json is JSON")
+    }
+
+    /// The listed certificate whose SHA-256 is that of the fixture `name`.
+    fn cert(&self, list: &Value, name: &str) -> Value {
+        let sha = openssl_sha256(&fixture(&format!("{name}.der")));
+        list["certificates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["sha256"] == sha.as_str())
+            .unwrap_or_else(|| panic!("{name} ({sha}) not listed"))
+            .clone()
+    }
+
+    fn sign(&self, cert_id: &str, extra: &[&str], pin: &str, dir: &Path) -> std::process::Output {
+        let data = dir.join("data.txt");
+        if !data.exists() {
+            std::fs::write(&data, "纳税申报表 2026-11 · certray test data\n".repeat(50)).unwrap();
+        }
+        let mut cmd = self.cmd();
+        cmd.args(["sign", "--cert", cert_id, "--in"])
+            .arg(&data)
+            .arg("--out")
+            .arg(dir.join("sig.bin"))
+            .arg("--pin-stdin")
+            .args(extra);
+        certray_with_input(&mut cmd, &format!("{pin}\n"))
+    }
+}
+
+/// `openssl x509 -noout FIELD` for a fixture, the value after `=`.
+fn openssl_field(name: &str, args: &[&str]) -> String {
+    let der = fixture(&format!("{name}.der"));
+    let mut all: Vec<&std::ffi::OsStr> = ["x509", "-inform", "DER", "-noout", "-in"]
+        .iter()
+        .map(std::ffi::OsStr::new)
+        .collect();
+    all.push(der.as_os_str());
+    all.extend(args.iter().map(std::ffi::OsStr::new));
+    let out = openssl(&all);
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.trim()
+        .split_once('=')
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or(text)
+}
+
+/// OpenSSL prints `notAfter=Jan  1 00:00:00 2021 GMT`; certray RFC 3339.
+fn openssl_date(name: &str, which: &str) -> String {
+    let text = openssl_field(name, &[which]);
+    let fmt = time::format_description::parse(
+        "[month repr:short] [day padding:space] [hour]:[minute]:[second] [year] GMT",
+    )
+    .unwrap();
+    let t = time::PrimitiveDateTime::parse(&text, &fmt).unwrap_or_else(|e| panic!("{text}: {e}"));
+    t.assume_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+#[test]
+fn list_shows_every_certificate_as_openssl_reads_it() {
+    let t = Token::new();
+    let list = t.list();
+
+    let tokens = list["tokens"].as_array().unwrap();
+    assert_eq!(tokens.len(), 1, "{list:#}");
+    let tok = &tokens[0];
+    assert_eq!(tok["label"], LABEL);
+    assert_eq!(tok["manufacturer"], "SoftHSM project");
+    assert_eq!(tok["model"], "SoftHSM v2");
+    assert_eq!(tok["module"], SOFTHSM_MODULE);
+    let slots = t.hsm.list_token_slots();
+    let serial = tok["serial"].as_str().unwrap();
+    assert!(
+        slots.contains(serial),
+        "serial {serial} not in pkcs11-tool -T:\n{slots}"
+    );
+    assert!(
+        tok["id"].as_str().unwrap().starts_with("t-") && tok["id"].as_str().unwrap().len() == 18
+    );
+    assert_eq!(tok["pin"]["min_len"], 4);
+    assert_eq!(tok["pin"]["max_len"], 255);
+    assert_eq!(tok["pin"]["initialized"], true);
+    assert_eq!(tok["pin"]["locked"], false);
+
+    let certs = list["certificates"].as_array().unwrap();
+    assert_eq!(certs.len(), 7, "{list:#}");
+    for c in certs {
+        assert_eq!(c["token_id"], tok["id"]);
+        let sha = c["sha256"].as_str().unwrap();
+        assert_eq!(c["id"].as_str().unwrap(), format!("c-{}", &sha[..16]));
+    }
+
+    for name in [
+        "rsa-utf8",
+        "ec-expiring",
+        "rsa-bmp",
+        "sm2",
+        "ec-expired",
+        "serial-uscc",
+    ] {
+        let c = t.cert(&list, name);
+        // OpenSSL prints whole bytes; certray drops leading zero bytes ("00" alone is "0").
+        let openssl_serial = openssl_field(name, &["-serial"]).to_lowercase();
+        let mut serial = openssl_serial.as_str();
+        while serial.len() > 2 && serial.starts_with("00") {
+            serial = &serial[2..];
+        }
+        let serial = if serial == "00" { "0" } else { serial };
+        assert_eq!(c["serial"], serial, "{name} serial");
+        assert_eq!(
+            c["not_before"],
+            openssl_date(name, "-startdate"),
+            "{name} not_before"
+        );
+        assert_eq!(
+            c["not_after"],
+            openssl_date(name, "-enddate"),
+            "{name} not_after"
+        );
+        assert_eq!(c["label"], name);
+        assert!(c["error"].is_null(), "{name}: {}", c["error"]);
+    }
+
+    let rsa = t.cert(&list, "rsa-utf8");
+    assert_eq!(rsa["owner"], "北京云杉测试科技有限公司");
+    assert_eq!(rsa["subject"]["cn"], "张三");
+    assert_eq!(rsa["subject"]["o"], "北京云杉测试科技有限公司");
+    assert_eq!(
+        rsa["subject"]["dn"].as_str().unwrap(),
+        openssl_field("rsa-utf8", &["-subject", "-nameopt", "RFC2253,-esc_msb"])
+    );
+    assert_eq!(rsa["key"]["algorithm"], "rsa");
+    assert_eq!(rsa["key"]["bits"], 2048);
+    assert_eq!(rsa["status"], "valid");
+    assert_eq!(rsa["has_private_key"], true);
+    assert_eq!(rsa["ids"]["uscc_valid"], true);
+    assert!(
+        rsa["key_usage"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("digitalSignature"))
+    );
+    assert!(
+        rsa["extended_key_usage"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("clientAuth"))
+    );
+
+    let bmp = t.cert(&list, "rsa-bmp");
+    assert!(
+        bmp["owner"]
+            .as_str()
+            .unwrap()
+            .chars()
+            .any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+        "{bmp:#}"
+    );
+    assert_eq!(bmp["has_private_key"], false);
+
+    let sm2 = t.cert(&list, "sm2");
+    assert_eq!(sm2["key"]["algorithm"], "sm2");
+    assert_eq!(sm2["signature_algorithm"], "SM2-with-SM3");
+
+    let expiring = t.cert(&list, "ec-expiring");
+    assert_eq!(expiring["status"], "expiring");
+    assert_eq!(expiring["key"]["curve"], "P-384");
+    assert!(
+        (28..=30).contains(&expiring["days_left"].as_i64().unwrap()),
+        "{expiring:#}"
+    );
+    assert_eq!(expiring["has_private_key"], true);
+
+    let expired = t.cert(&list, "ec-expired");
+    assert_eq!(expired["status"], "expired");
+    assert!(expired["days_left"].as_i64().unwrap() < 0);
+
+    let serial_uscc = t.cert(&list, "serial-uscc");
+    assert_eq!(
+        serial_uscc["ids"]["uscc"],
+        serial_uscc["subject"]["serial_number"]
+    );
+
+    let garbage = certs
+        .iter()
+        .find(|c| c["label"] == "garbage")
+        .expect("garbage listed");
+    assert_eq!(garbage["status"], "invalid");
+    assert!(garbage["error"].as_str().unwrap().len() > 3);
+    assert!(garbage["owner"].is_null());
+}
+
+#[test]
+fn human_list_is_chinese_and_aligned_and_english_on_request() {
+    let t = Token::new();
+    let out = run(t.cmd().arg("list"));
+    let text = String::from_utf8(out.stdout).unwrap();
+    for needle in [
+        "密钥 (1)",
+        "证书 (7)",
+        "北京云杉测试科技有限公司",
+        "即将过期",
+        "已过期",
+        "有效",
+        "无法解析",
+        "统一社会信用代码",
+    ] {
+        assert!(text.contains(needle), "{needle} missing in:\n{text}");
+    }
+    // Every certificate row starts its second column at the same display width.
+    use unicode_width::UnicodeWidthStr;
+    let header = text.lines().find(|l| l.starts_with("证书编号")).unwrap();
+    let owner_col = header[..header.find("所有者").unwrap()].width();
+    for row in text.lines().filter(|l| l.starts_with("c-")) {
+        let rest = &row[18..];
+        let start = 18 + rest.len() - rest.trim_start().len();
+        assert_eq!(row[..start].width(), owner_col, "misaligned row: {row}");
+    }
+    let out = run(t.cmd().args(["--lang", "en", "list"]));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("Certificates (7)") && text.contains("expiring") && text.contains("Owner"),
+        "{text}"
+    );
+}
+
+#[test]
+fn show_prints_json_pem_and_der_of_one_certificate() {
+    let t = Token::new();
+    let list = t.list();
+    let id = t.cert(&list, "rsa-utf8")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = run(t.cmd().args(["show", &id, "--json"]));
+    let one: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(one, t.cert(&list, "rsa-utf8"));
+    let dir = tempfile::tempdir().unwrap();
+    let der = dir.path().join("c.der");
+    run(t.cmd().args(["show", &id[..8], "--der"]).arg(&der));
+    assert_eq!(
+        std::fs::read(&der).unwrap(),
+        std::fs::read(fixture("rsa-utf8.der")).unwrap()
+    );
+    let out = run(t.cmd().args(["show", &id, "--pem"]));
+    let pem = String::from_utf8(out.stdout).unwrap();
+    let pem_file = dir.path().join("c.pem");
+    std::fs::write(&pem_file, &pem).unwrap();
+    let from_pem = openssl(&[
+        std::ffi::OsStr::new("x509"),
+        std::ffi::OsStr::new("-in"),
+        pem_file.as_os_str(),
+        std::ffi::OsStr::new("-outform"),
+        std::ffi::OsStr::new("DER"),
+    ]);
+    assert_eq!(
+        from_pem.stdout,
+        std::fs::read(fixture("rsa-utf8.der")).unwrap()
+    );
+    let human = String::from_utf8(run(t.cmd().args(["show", &id])).stdout).unwrap();
+    assert!(
+        human.contains("张三") && human.contains("SoftHSM v2") && human.contains("数字签名"),
+        "{human}"
+    );
+
+    let out = run_unchecked(t.cmd().args(["show", "c-0000000000000000", "--json"]));
+    assert_eq!(out.status.code(), Some(12));
+    let err: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(err["error"]["code"], "CERT_NOT_FOUND");
+    assert!(!err["error"]["hint"].as_str().unwrap().is_empty());
+}
+
+#[test]
+fn signatures_verify_with_openssl() {
+    let t = Token::new();
+    let list = t.list();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data.txt");
+    let sig = dir.path().join("sig.bin");
+    let cases = [
+        ("rsa-utf8", "sha256"),
+        ("rsa-utf8", "sha1"),
+        ("rsa-utf8", "sha384"),
+        ("rsa-utf8", "sha512"),
+        ("ec-expiring", "sha256"),
+        ("ec-expiring", "sha384"),
+        ("ec-expired", "sha512"),
+    ];
+    for (name, hash) in cases {
+        let id = t.cert(&list, name)["id"].as_str().unwrap().to_string();
+        let out = t.sign(&id, &["--hash", hash], PIN, dir.path());
+        assert!(out.status.success(), "{name} {hash}: {}", output_text(&out));
+        assert!(
+            openssl_verify(&fixture(&format!("{name}.der")), hash, &sig, &data),
+            "{name} {hash} does not verify"
+        );
+    }
+    // A precomputed digest signs the same message.
+    for name in ["rsa-utf8", "ec-expiring"] {
+        let digest = dir.path().join("digest.bin");
+        let d = openssl(&[
+            std::ffi::OsStr::new("dgst"),
+            std::ffi::OsStr::new("-sha256"),
+            std::ffi::OsStr::new("-binary"),
+            data.as_os_str(),
+        ]);
+        std::fs::write(&digest, d.stdout).unwrap();
+        let id = t.cert(&list, name)["id"].as_str().unwrap().to_string();
+        let mut cmd = t.cmd();
+        cmd.args(["sign", "--cert", &id, "--digest", "--in"])
+            .arg(&digest)
+            .arg("--out")
+            .arg(&sig)
+            .arg("--pin-stdin");
+        let out = certray_with_input(&mut cmd, &format!("{PIN}\n"));
+        assert!(out.status.success(), "{}", output_text(&out));
+        assert!(
+            openssl_verify(&fixture(&format!("{name}.der")), "sha256", &sig, &data),
+            "{name} digest"
+        );
+        // A digest of the wrong length is refused before any PIN is used.
+        let mut cmd = t.cmd();
+        cmd.args([
+            "sign", "--cert", &id, "--digest", "--hash", "sha384", "--in",
+        ])
+        .arg(&digest)
+        .arg("--out")
+        .arg(&sig)
+        .arg("--pin-stdin");
+        let out = certray_with_input(&mut cmd, &format!("{PIN}\n"));
+        assert!(!out.status.success());
+    }
+}
+
+#[test]
+fn signing_refuses_what_cannot_sign() {
+    let t = Token::new();
+    let list = t.list();
+    let dir = tempfile::tempdir().unwrap();
+    let no_key = t.cert(&list, "rsa-bmp")["id"].as_str().unwrap().to_string();
+    let out = t.sign(&no_key, &[], PIN, dir.path());
+    assert_eq!(out.status.code(), Some(12), "{}", output_text(&out));
+    assert!(output_text(&out).contains("NO_PRIVATE_KEY"));
+    let sm2 = t.cert(&list, "sm2")["id"].as_str().unwrap().to_string();
+    let out = t.sign(&sm2, &[], PIN, dir.path());
+    assert_eq!(out.status.code(), Some(12), "{}", output_text(&out)); // no key imported
+    let garbage = list["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["label"] == "garbage")
+        .unwrap();
+    let out = t.sign(garbage["id"].as_str().unwrap(), &[], PIN, dir.path());
+    assert_eq!(out.status.code(), Some(12), "{}", output_text(&out));
+    assert!(output_text(&out).contains("CERT_INVALID"));
+    assert!(!dir.path().join("sig.bin").exists());
+}
+
+#[test]
+fn wrong_pin_reports_incorrect_with_the_token_flags() {
+    let t = Token::new();
+    let list = t.list();
+    let id = t.cert(&list, "rsa-utf8")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let token = list["tokens"][0]["id"].as_str().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = t.sign(&id, &[], "000000", dir.path());
+    assert_eq!(out.status.code(), Some(20), "{}", output_text(&out));
+    let text = output_text(&out);
+    assert!(
+        text.contains("PIN_INCORRECT") && text.contains("密码（PIN）错误"),
+        "{text}"
+    );
+    let status = run(t.cmd().args(["pin", "status", "--token", &token, "--json"]));
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["pin"]["count_low"], true, "{status:#}");
+    assert_eq!(status["pin"]["locked"], false);
+    // The right PIN still works: SoftHSM never locks.
+    let out = t.sign(&id, &[], PIN, dir.path());
+    assert!(out.status.success(), "{}", output_text(&out));
+}
+
+#[test]
+fn pin_change_and_unlock_set_the_pin_the_token_then_accepts() {
+    let t = Token::new();
+    let list = t.list();
+    let id = t.cert(&list, "rsa-utf8")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let token = list["tokens"][0]["id"].as_str().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let change = |input: &str| {
+        let mut cmd = t.cmd();
+        cmd.args(["pin", "change", "--token", &token, "--pin-stdin"]);
+        certray_with_input(&mut cmd, input)
+    };
+    // Too short for the token (min 4): refused before the token is asked; PIN unchanged.
+    let out = change(&format!("{PIN}\n123\n"));
+    assert_eq!(out.status.code(), Some(23), "{}", output_text(&out));
+    assert!(output_text(&out).contains("PIN_LEN_RANGE"));
+    assert!(t.sign(&id, &[], PIN, dir.path()).status.success());
+    // Wrong current PIN.
+    let out = change("999999\n654321\n");
+    assert_eq!(out.status.code(), Some(20), "{}", output_text(&out));
+    // Right one.
+    let out = change(&format!("{PIN}\n654321\n"));
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!(t.sign(&id, &[], PIN, dir.path()).status.code(), Some(20));
+    assert!(t.sign(&id, &[], "654321", dir.path()).status.success());
+    // Unlock with the SO PIN sets a new user PIN.
+    let mut cmd = t.cmd();
+    cmd.args(["pin", "unlock", "--token", &token, "--pin-stdin"]);
+    let out = certray_with_input(&mut cmd, &format!("{SO_PIN}\nab12cd34\n"));
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(t.sign(&id, &[], "ab12cd34", dir.path()).status.success());
+    assert!(openssl_verify(
+        &fixture("rsa-utf8.der"),
+        "sha256",
+        &dir.path().join("sig.bin"),
+        &dir.path().join("data.txt")
+    ));
+    // A wrong SO PIN is PIN_INCORRECT and changes nothing.
+    let out = certray_with_input(&mut cmd, "00000000\nzzzz9999\n");
+    assert_eq!(out.status.code(), Some(20), "{}", output_text(&out));
+    assert!(t.sign(&id, &[], "ab12cd34", dir.path()).status.success());
+}
+
+#[test]
+fn unknown_config_key_is_an_error_naming_it() {
+    let t = Token::new();
+    let bad = t.hsm.dir().join("bad.toml");
+    std::fs::write(&bad, "[pkcs11]\nmodules = []\nuse_defualts = false\n").unwrap();
+    let out = run_unchecked(certray(&t.env()).arg("--config").arg(&bad).arg("list"));
+    assert_eq!(out.status.code(), Some(3), "{}", output_text(&out));
+    let text = output_text(&out);
+    assert!(
+        text.contains("CONFIG_INVALID") && text.contains("use_defualts"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_module_that_fails_to_load_is_reported_and_the_others_work() {
+    let t = Token::new();
+    let cfg = t.hsm.dir().join("two.toml");
+    std::fs::write(
+        &cfg,
+        format!("[pkcs11]\nmodules = [\"/nonexistent/libvendor-pkcs11.so\", \"{SOFTHSM_MODULE}\"]\nuse_defaults = false\n"),
+    )
+    .unwrap();
+    // Not a library at all.
+    let fake = t.hsm.dir().join("fake.so");
+    std::fs::write(&fake, b"not an ELF file").unwrap();
+    let cfg2 = t.hsm.dir().join("three.toml");
+    std::fs::write(
+        &cfg2,
+        format!(
+            "[pkcs11]\nmodules = [\"{}\", \"{SOFTHSM_MODULE}\"]\nuse_defaults = false\n",
+            fake.display()
+        ),
+    )
+    .unwrap();
+    for (cfg, path) in [
+        (&cfg, "/nonexistent/libvendor-pkcs11.so".to_string()),
+        (&cfg2, fake.display().to_string()),
+    ] {
+        let out = run(certray(&t.env())
+            .arg("--config")
+            .arg(cfg)
+            .args(["list", "--json"]));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&path) && stderr.contains("无法加载"),
+            "{stderr}"
+        );
+        let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(list["tokens"].as_array().unwrap().len(), 1);
+        assert_eq!(list["certificates"].as_array().unwrap().len(), 7);
+    }
+}
+
+#[test]
+fn demo_creates_its_token_once_and_lists_it() {
+    softhsm_module();
+    let home = tempfile::tempdir().unwrap();
+    let env = [
+        ("XDG_DATA_HOME", home.path().as_os_str().to_owned()),
+        ("XDG_CONFIG_HOME", home.path().join("cfg").into_os_string()),
+    ];
+    let first = run(certray(&env).arg("demo"));
+    let text = String::from_utf8(first.stdout).unwrap();
+    for needle in [
+        "123456",
+        "certray-demo",
+        "北京云杉测试科技有限公司",
+        "91110108MA01CRTY01",
+        "即将过期",
+        "证书 (2)",
+    ] {
+        assert!(text.contains(needle), "{needle} missing:\n{text}");
+    }
+    let second = String::from_utf8(run(certray(&env).arg("demo")).stdout).unwrap();
+    let ids = |t: &str| {
+        t.lines()
+            .filter(|l| l.starts_with("c-") || l.starts_with("t-"))
+            .map(|l| l.split_whitespace().next().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&text), ids(&second), "the demo token was made again");
+    assert_eq!(ids(&text).len(), 3);
+}
