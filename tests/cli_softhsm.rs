@@ -581,3 +581,78 @@ fn demo_creates_its_token_once_and_lists_it() {
     assert_eq!(ids(&text), ids(&second), "the demo token was made again");
     assert_eq!(ids(&text).len(), 3);
 }
+
+#[test]
+fn pins_never_reach_the_logs_even_at_trace_level() {
+    let t = Token::new();
+    let list = t.list();
+    let id = t.cert(&list, "rsa-utf8")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let token = list["tokens"][0]["id"].as_str().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let mut logs = String::new();
+    let mut go = |args: &[&str], input: &str| {
+        let mut cmd = t.cmd();
+        cmd.env("RUST_LOG", "trace").args(args);
+        let out = certray_with_input(&mut cmd, input);
+        logs.push_str(&output_text(&out));
+        out
+    };
+    let data = dir.path().join("d.txt");
+    std::fs::write(&data, "x").unwrap();
+    let (d, s) = (data.to_str().unwrap(), dir.path().join("s.bin"));
+    let s = s.to_str().unwrap();
+    // Distinctive PINs, so that no timestamp or id can contain one by chance.
+    assert!(
+        go(
+            &["pin", "change", "--token", &token, "--pin-stdin"],
+            &format!("{PIN}\nN3wPin4242\n")
+        )
+        .status
+        .success()
+    );
+    assert!(
+        go(
+            &["sign", "--cert", &id, "--in", d, "--out", s, "--pin-stdin"],
+            "N3wPin4242\n"
+        )
+        .status
+        .success()
+    );
+    assert!(
+        !go(
+            &["sign", "--cert", &id, "--in", d, "--out", s, "--pin-stdin"],
+            "Wr0ngPin77\n"
+        )
+        .status
+        .success()
+    );
+    assert!(
+        !go(
+            &["pin", "unlock", "--token", &token, "--pin-stdin"],
+            "S0wrongPin\nUnl0ck5151\n"
+        )
+        .status
+        .success()
+    );
+    assert!(
+        go(
+            &["pin", "unlock", "--token", &token, "--pin-stdin"],
+            &format!("{SO_PIN}\nUnl0ck5151\n")
+        )
+        .status
+        .success()
+    );
+    assert!(
+        logs.contains("TRACE") || logs.contains("DEBUG"),
+        "trace logging did not run:\n{logs}"
+    );
+    for secret in ["Wr0ngPin77", "N3wPin4242", "S0wrongPin", "Unl0ck5151"] {
+        assert!(
+            !logs.contains(secret),
+            "{secret} appears in the logs:\n{logs}"
+        );
+    }
+}

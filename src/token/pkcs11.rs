@@ -9,6 +9,8 @@
 //! once per request and never retried; a locked PIN is refused before the token is asked;
 //! when the token reports its final try the caller must have said `force`.
 
+mod token_info;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
@@ -19,8 +21,10 @@ use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
-use cryptoki::slot::{Slot, TokenInfo as CkTokenInfo};
+use cryptoki::slot::Slot;
 use secrecy::ExposeSecret;
+
+use token_info::RawTokenInfo;
 
 use super::sign::{HashAlg, KeyKind, SignInput, Signature, algorithm_name, ecdsa_raw_to_der};
 use super::{CertObject, Error, Pin, PinState, TokenInfo, TokenScan, token_id};
@@ -227,6 +231,8 @@ struct Login {
 
 struct Worker {
     ctx: Pkcs11,
+    /// The same library's raw function table, for [`RawTokenInfo`].
+    raw: cryptoki_sys::Pkcs11,
     path: PathBuf,
     /// token id → slot, from the last lookup.
     slots: HashMap<String, Slot>,
@@ -246,6 +252,10 @@ impl Worker {
             return Err(load_err("file not found".into()));
         }
         let ctx = Pkcs11::new(path).map_err(|e| load_err(e.to_string()))?;
+        // SAFETY: loads the library cryptoki just loaded (the loader returns the same
+        // handle); its functions are only called after `ctx` initialized it.
+        let raw =
+            unsafe { cryptoki_sys::Pkcs11::new(path) }.map_err(|e| load_err(e.to_string()))?;
         match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
             Ok(()) => {}
             // Another part of this process initialized it already: usable as is.
@@ -265,6 +275,7 @@ impl Worker {
         tracing::debug!(path = %path.display(), manufacturer = %module.manufacturer, "module loaded");
         let worker = Worker {
             ctx,
+            raw,
             path: path.to_path_buf(),
             slots: HashMap::new(),
             logins: HashMap::new(),
@@ -330,21 +341,28 @@ impl Worker {
         }
     }
 
-    fn token_info(&self, slot: Slot) -> Result<CkTokenInfo, Error> {
-        self.ctx.get_token_info(slot).map_err(map_err)
+    fn token_info(&self, slot: Slot) -> Result<RawTokenInfo, Error> {
+        RawTokenInfo::read(&self.raw, slot).map_err(|rv| {
+            match cryptoki::error::Rv::from(rv)
+                .into_result(cryptoki::context::Function::GetTokenInfo)
+            {
+                Err(e) => map_err(e),
+                Ok(()) => Error::Other("C_GetTokenInfo".into()),
+            }
+        })
     }
 
     /// Slots holding an initialized token. Each slot is asked on its own: one slot with an
     /// unrecognised card must not hide the others.
-    fn token_slots(&mut self) -> Result<Vec<(Slot, CkTokenInfo)>, Error> {
+    fn token_slots(&mut self) -> Result<Vec<(Slot, RawTokenInfo)>, Error> {
         let slots = self.ctx.get_slots_with_token().map_err(map_err)?;
         let mut out = Vec::new();
         for slot in slots {
-            match self.ctx.get_token_info(slot) {
+            match self.token_info(slot) {
                 Ok(info) if info.token_initialized() => out.push((slot, info)),
                 Ok(_) => tracing::debug!(slot = slot.id(), "skipping uninitialized token"),
                 Err(e) => {
-                    tracing::warn!(slot = slot.id(), error = %short(&e), "cannot read token info")
+                    tracing::warn!(slot = slot.id(), error = %e, "cannot read token info")
                 }
             }
         }
@@ -353,7 +371,7 @@ impl Worker {
 
     fn find_slot(&mut self, token_id: &str) -> Result<Slot, Error> {
         if let Some(slot) = self.slots.get(token_id).copied()
-            && let Ok(info) = self.ctx.get_token_info(slot)
+            && let Ok(info) = self.token_info(slot)
             && id_of(&info) == token_id
         {
             return Ok(slot);
@@ -397,7 +415,7 @@ impl Worker {
         Ok(out)
     }
 
-    fn describe(&self, slot: Slot, info: &CkTokenInfo) -> TokenInfo {
+    fn describe(&self, slot: Slot, info: &RawTokenInfo) -> TokenInfo {
         TokenInfo {
             id: id_of(info),
             label: info.label().trim().to_string(),
@@ -494,13 +512,8 @@ impl Worker {
     }
 
     /// Turn a failed PIN submission into an error carrying the token's new PIN state.
-    fn pin_error(&self, slot: Slot, e: CkError, which: fn(&CkTokenInfo) -> PinState) -> Error {
-        let state = || {
-            self.ctx
-                .get_token_info(slot)
-                .map(|i| which(&i))
-                .unwrap_or_default()
-        };
+    fn pin_error(&self, slot: Slot, e: CkError, which: fn(&RawTokenInfo) -> PinState) -> Error {
+        let state = || self.token_info(slot).map(|i| which(&i)).unwrap_or_default();
         match e {
             CkError::Pkcs11(RvError::PinIncorrect, _) => Error::PinIncorrect { pin: state() },
             CkError::Pkcs11(RvError::PinLocked, _) => Error::PinLocked { pin: state() },
@@ -664,11 +677,21 @@ impl Worker {
         check_len(state, new)?;
         self.forget_login(token_id);
         let session = self.ctx.open_rw_session(slot).map_err(map_err)?;
-        match session.set_pin(old, new) {
-            Ok(()) => {}
+        // C_SetPIN in the user's own session, as PKCS#11 describes it. In a public session
+        // opencryptoki changes the PIN but can no longer decrypt the private keys. The
+        // login is the one attempt that can fail; C_SetPIN then repeats a PIN the token has
+        // just accepted, so a wrong current PIN costs exactly one try.
+        match session.login(UserType::User, Some(old)) {
+            // An expired PIN logs in for C_SetPIN only: exactly what we are here for.
+            Ok(()) | Err(CkError::Pkcs11(RvError::PinExpired, _)) => {}
             Err(e) => return Err(self.pin_error(slot, e, user_pin)),
         }
+        let r = session.set_pin(old, new);
+        let _ = session.logout();
         drop(session);
+        if let Err(e) = r {
+            return Err(self.pin_error(slot, e, user_pin));
+        }
         Ok(user_pin(&self.token_info(slot)?))
     }
 
@@ -723,11 +746,11 @@ fn check_len(state: PinState, new: &Pin) -> Result<(), Error> {
     }
 }
 
-fn id_of(info: &CkTokenInfo) -> String {
+fn id_of(info: &RawTokenInfo) -> String {
     token_id(info.manufacturer_id(), info.model(), info.serial_number())
 }
 
-fn user_pin(info: &CkTokenInfo) -> PinState {
+fn user_pin(info: &RawTokenInfo) -> PinState {
     PinState {
         min_len: info.min_pin_length(),
         max_len: info.max_pin_length(),
@@ -739,7 +762,7 @@ fn user_pin(info: &CkTokenInfo) -> PinState {
     }
 }
 
-fn so_pin(info: &CkTokenInfo) -> PinState {
+fn so_pin(info: &RawTokenInfo) -> PinState {
     PinState {
         min_len: info.min_pin_length(),
         max_len: info.max_pin_length(),
