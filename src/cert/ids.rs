@@ -473,4 +473,19 @@ mod tests {
         assert_eq!(ids.uscc, None);
         assert_eq!(ids.uscc_valid, None);
     }
+
+    #[test]
+    fn first_extension_with_text_wins() {
+        let ids = collect(
+            &[
+                (oid::TAXPAYER_ID, utf8("first")),
+                (oid::TAXPAYER_ID, utf8("second")),
+                (oid::OLD_TAXPAYER_ID, utf8("old arc")),
+            ],
+            &[],
+        );
+        assert_eq!(ids.taxpayer_id.as_deref(), Some("first"));
+        let old_only = collect(&[(oid::OLD_TAXPAYER_ID, utf8("old arc"))], &[]);
+        assert_eq!(old_only.taxpayer_id.as_deref(), Some("old arc"));
+    }
 }

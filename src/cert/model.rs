@@ -6,9 +6,10 @@ use super::ids::Identifiers;
 
 /// A distinguished name with the attributes Chinese CA helpers display.
 ///
-/// Every string type (UTF8String, PrintableString, IA5String, T61String,
-/// BMPString) is decoded to text. When an attribute occurs more than once the
-/// values are joined with `", "` in DER order.
+/// Every string type (UTF8String, PrintableString, IA5String, T61String as Latin-1,
+/// BMPString, UniversalString) is decoded to text; undecodable bytes become U+FFFD, and a
+/// value that is not a string at all shows as RFC 4514 `#` + hex of its DER. When an
+/// attribute occurs more than once the values are joined with `", "` in DER order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Name {
     pub cn: Option<String>,
@@ -22,6 +23,11 @@ pub struct Name {
     /// organizationIdentifier (2.5.4.97)
     pub organization_identifier: Option<String>,
     /// The full DN, RFC 4514 order (most specific first), e.g. `CN=张三,O=北京某某有限公司,C=CN`.
+    ///
+    /// Types are written `CN`, `O`, `OU`, `C`, `ST`, `L`, `serialNumber`,
+    /// `organizationIdentifier`, `emailAddress`, `STREET`, `DC`, `UID`, else as the dotted
+    /// OID; values are escaped minimally (RFC 4514 §2.4) and kept as text even after a dotted
+    /// OID. A multi-valued RDN joins its attributes with `+` in DER order.
     pub dn: String,
 }
 
