@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Parser, Subcommand};
 use secrecy::{ExposeSecret, SecretString};
 use time::OffsetDateTime;
+use zeroize::Zeroizing;
 
 use crate::bridge::wire::{CertificateDto, ErrorDto, ListDto, PinDto, TokenDto};
 use crate::config::{self, Config};
@@ -311,7 +312,8 @@ impl PinSource {
 
     fn read(&mut self, zh: &str, en: &str) -> Result<Pin, Failure> {
         let prompt = self.lang.pick(zh, en);
-        let text = match &mut self.stdin {
+        // Wrapped at once: the String zeroizes with the SecretString.
+        let mut text = Zeroizing::new(match &mut self.stdin {
             Some(lines) => match lines.next() {
                 Some(Ok(line)) => line,
                 Some(Err(e)) => return Err(Failure::new(Code::Io, e.to_string())),
@@ -328,8 +330,11 @@ impl PinSource {
                     format!("cannot read from the terminal: {e}"),
                 )
             })?,
-        };
-        let pin = SecretString::from(text.trim_end_matches(['\r', '\n']).to_owned());
+        });
+        while text.ends_with(['\r', '\n']) {
+            text.pop();
+        }
+        let pin = SecretString::from(std::mem::take(&mut *text));
         if pin.expose_secret().is_empty() {
             return Err(Failure::new(Code::PinRequired, "empty PIN"));
         }
