@@ -16,6 +16,19 @@ pub use parse::parse;
 
 use crate::error::Code;
 
+/// SHA-256 of any bytes (a certificate's DER), lowercase hex.
+pub fn sha256_hex(der: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(der))
+}
+
+/// The certificate id for a SHA-256 in hex: `c-` + its first 16 hex chars, stable across
+/// re-insertion and machines. Objects that do not parse get their id the same way.
+pub fn id_from_sha256(sha256_hex: &str) -> String {
+    // `get`: a short string gives a short id, not a panic.
+    format!("c-{}", sha256_hex.get(..16).unwrap_or(sha256_hex))
+}
+
 /// Why bytes could not be read as a certificate.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {

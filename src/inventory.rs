@@ -21,6 +21,8 @@ use crate::token::{self, Pin, PinState, TokenInfo};
 pub struct CertEntry {
     /// `c-` + 16 hex chars of the SHA-256 of the object's bytes.
     pub id: String,
+    /// SHA-256 of the object's bytes, lowercase hex.
+    pub sha256: String,
     pub token_id: String,
     pub label: String,
     pub key_id: Vec<u8>,
@@ -269,14 +271,15 @@ impl Inventory {
 }
 
 fn entry(obj: token::CertObject) -> CertEntry {
-    use sha2::{Digest, Sha256};
-    let id = format!("c-{}", &hex::encode(Sha256::digest(&obj.der))[..16]);
+    let sha256 = cert::sha256_hex(&obj.der);
+    let id = cert::id_from_sha256(&sha256);
     let parsed = cert::parse(&obj.der);
     if let Err(e) = &parsed {
         tracing::debug!(token = %obj.token_id, label = %obj.label, error = %e, "certificate object does not parse");
     }
     CertEntry {
         id,
+        sha256,
         token_id: obj.token_id,
         label: obj.label,
         key_id: obj.key_id,

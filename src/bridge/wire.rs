@@ -146,30 +146,27 @@ impl CertificateDto {
     pub fn new(e: &CertEntry, now: OffsetDateTime, warning_days: u32) -> CertificateDto {
         match &e.parsed {
             Ok(c) => CertificateDto::parsed(e, c, now, warning_days),
-            Err(err) => {
-                use sha2::{Digest, Sha256};
-                CertificateDto {
-                    id: e.id.clone(),
-                    token_id: e.token_id.clone(),
-                    label: e.label.clone(),
-                    owner: None,
-                    subject: None,
-                    issuer: None,
-                    serial: None,
-                    sha256: hex::encode(Sha256::digest(&e.der)),
-                    not_before: None,
-                    not_after: None,
-                    days_left: None,
-                    status: "invalid".into(),
-                    key: None,
-                    signature_algorithm: None,
-                    key_usage: Vec::new(),
-                    extended_key_usage: Vec::new(),
-                    ids: IdsDto::default(),
-                    has_private_key: e.has_private_key,
-                    error: Some(err.to_string()),
-                }
-            }
+            Err(err) => CertificateDto {
+                id: e.id.clone(),
+                token_id: e.token_id.clone(),
+                label: e.label.clone(),
+                owner: None,
+                subject: None,
+                issuer: None,
+                serial: None,
+                sha256: e.sha256.clone(),
+                not_before: None,
+                not_after: None,
+                days_left: None,
+                status: "invalid".into(),
+                key: None,
+                signature_algorithm: None,
+                key_usage: Vec::new(),
+                extended_key_usage: Vec::new(),
+                ids: IdsDto::default(),
+                has_private_key: e.has_private_key,
+                error: Some(err.to_string()),
+            },
         }
     }
 

@@ -122,8 +122,7 @@ impl Certificate {
     /// `c-` + the first 16 hex chars of the SHA-256 of the DER: stable across
     /// re-insertion and machines.
     pub fn id(&self) -> String {
-        // `get`: a hand-built model with a short hash gives a short id, not a panic.
-        format!("c-{}", self.sha256.get(..16).unwrap_or(&self.sha256))
+        super::id_from_sha256(&self.sha256)
     }
 
     /// Subject O if present, else CN, else the DN.

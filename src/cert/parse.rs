@@ -4,7 +4,6 @@
 //! values, leniently: a malformed key usage, extended key usage or identifier extension
 //! leaves that field empty instead of failing the certificate.
 
-use sha2::{Digest, Sha256};
 use time::UtcOffset;
 use x509_parser::asn1_rs::Tag;
 use x509_parser::certificate::X509CertificateParser;
@@ -63,7 +62,7 @@ pub fn parse(der: &[u8]) -> Result<Certificate, Error> {
         subject,
         issuer,
         serial: serial_hex(tbs.raw_serial()),
-        sha256: hex::encode(Sha256::digest(der)),
+        sha256: super::sha256_hex(der),
         validity: Validity {
             not_before: tbs
                 .validity

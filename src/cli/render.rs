@@ -89,6 +89,15 @@ pub fn status_name(status: &str, lang: Lang) -> &'static str {
     }
 }
 
+/// Usage names in the user's language, joined; `-` for none.
+fn usages(names: &[String], lang: Lang) -> String {
+    if names.is_empty() {
+        return "-".into();
+    }
+    let names: Vec<String> = names.iter().map(|u| usage_name(u, lang)).collect();
+    names.join(lang.pick("、", ", "))
+}
+
 fn usage_name(u: &str, lang: Lang) -> String {
     let zh = match u {
         "digitalSignature" => "数字签名",
@@ -194,7 +203,6 @@ pub fn list(list: &ListDto, lang: Lang) -> String {
         lang.pick("密钥编号", "Token ID"),
     ]);
     for c in &list.certificates {
-        let usage: Vec<String> = c.key_usage.iter().map(|u| usage_name(u, lang)).collect();
         let uscc = match (&c.ids.uscc, c.ids.uscc_valid) {
             (Some(u), Some(false)) => {
                 format!("{u} {}", lang.pick("(校验位错误)", "(bad check digit)"))
@@ -217,11 +225,7 @@ pub fn list(list: &ListDto, lang: Lang) -> String {
                 .map(|d| d.to_string())
                 .unwrap_or_else(|| "-".into()),
             status_name(&c.status, lang).to_string(),
-            if usage.is_empty() {
-                "-".into()
-            } else {
-                usage.join(lang.pick("、", ", "))
-            },
+            usages(&c.key_usage, lang),
             lang.pick(
                 if c.has_private_key { "有" } else { "无" },
                 if c.has_private_key { "yes" } else { "no" },
@@ -324,27 +328,13 @@ pub fn certificate(c: &CertificateDto, token: Option<&TokenDto>, lang: Lang) -> 
         lang.pick("签名算法", "Signature algorithm"),
         opt(&c.signature_algorithm),
     ));
-    let usage: Vec<String> = c.key_usage.iter().map(|u| usage_name(u, lang)).collect();
     rows.push((
         lang.pick("密钥用法", "Key usage"),
-        if usage.is_empty() {
-            "-".into()
-        } else {
-            usage.join(lang.pick("、", ", "))
-        },
+        usages(&c.key_usage, lang),
     ));
-    let eku: Vec<String> = c
-        .extended_key_usage
-        .iter()
-        .map(|u| usage_name(u, lang))
-        .collect();
     rows.push((
         lang.pick("扩展密钥用法", "Extended key usage"),
-        if eku.is_empty() {
-            "-".into()
-        } else {
-            eku.join(lang.pick("、", ", "))
-        },
+        usages(&c.extended_key_usage, lang),
     ));
     rows.push((
         lang.pick("私钥", "Private key"),
