@@ -486,8 +486,11 @@ fn demo(ctx: &Ctx, reset: bool) -> Result<(), Failure> {
     let data = config::data_dir().ok_or_else(|| Failure::new(Code::Io, "no home directory"))?;
     let demo = token::demo::ensure(&data.join("demo"), reset)?;
     // The demo token is served by SoftHSM, first in line.
-    config.pkcs11.modules.retain(|m| m != &demo.module);
-    config.pkcs11.modules.insert(0, demo.module.clone());
+    config.pkcs11.modules.retain(|m| m.path != demo.module);
+    config
+        .pkcs11
+        .modules
+        .insert(0, config::ModuleConfig::new(demo.module.clone()));
     let inv = ctx.inventory(&config);
     let lang = ctx.lang;
     println!(

@@ -15,16 +15,89 @@ use crate::error::Code;
 pub struct Config {
     pub pkcs11: Pkcs11Config,
     pub alerts: AlertsConfig,
+    /// `[[cards]]`: which module serves a card, by ATR.
+    pub cards: Vec<CardConfig>,
+}
+
+/// One `[[cards]]` entry: cards whose ATR matches `atr` under `mask` are served by `module`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CardConfig {
+    /// Hex bytes; spaces and colons are ignored (`"3B 9F 95 81 31"`).
+    pub atr: String,
+    /// Hex bytes of the same length as `atr`; a 0 bit ignores that bit of the card's ATR.
+    #[serde(default)]
+    pub mask: Option<String>,
+    pub module: PathBuf,
+    /// A name for people, e.g. "Feitian ePass2003".
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// One PKCS#11 module: a path, or a table with options.
+///
+/// ```toml
+/// modules = ["/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so",
+///            { path = "/usr/lib/softhsm/libsofthsm2.so", reinitialize_on_change = true }]
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModuleConfig {
+    pub path: PathBuf,
+    /// Finalize and initialize the module again after a card event, so that it sees tokens
+    /// that appeared after start-up (SoftHSM and several vendor modules need this).
+    #[serde(default)]
+    pub reinitialize_on_change: bool,
+    /// Whether the module's tokens are PC/SC cards (then PC/SC events drive rescans and the
+    /// slot poll is off). Default: known from the module (OpenSC is), else not.
+    #[serde(default)]
+    pub pcsc: Option<bool>,
+}
+
+impl ModuleConfig {
+    pub fn new(path: impl Into<PathBuf>) -> ModuleConfig {
+        ModuleConfig {
+            path: path.into(),
+            reinitialize_on_change: false,
+            pcsc: None,
+        }
+    }
+}
+
+/// A module entry is a plain path or a table.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ModuleEntry {
+    Path(PathBuf),
+    Table(toml::Table),
+}
+
+fn modules_from_entries<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<ModuleConfig>, D::Error> {
+    let entries = Vec::<ModuleEntry>::deserialize(d)?;
+    entries
+        .into_iter()
+        .map(|e| match e {
+            ModuleEntry::Path(p) => Ok(ModuleConfig::new(p)),
+            // Parsed again on its own so that an unknown key is named in the error.
+            ModuleEntry::Table(t) => ModuleConfig::deserialize(t).map_err(serde::de::Error::custom),
+        })
+        .collect()
 }
 
 /// `[pkcs11]`: which PKCS#11 modules to load.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Pkcs11Config {
-    /// Module paths, tried in order.
-    pub modules: Vec<PathBuf>,
+    /// Modules, tried in order.
+    #[serde(deserialize_with = "modules_from_entries")]
+    pub modules: Vec<ModuleConfig>,
     /// Also try the platform's known modules (OpenSC and the vendor modules that are installed).
     pub use_defaults: bool,
+    /// How often to list the slots of modules that PC/SC events do not cover and that cannot
+    /// wait for slot events (milliseconds; 0 turns the poll off).
+    pub poll_interval_ms: u64,
 }
 
 impl Default for Pkcs11Config {
@@ -32,6 +105,7 @@ impl Default for Pkcs11Config {
         Pkcs11Config {
             modules: Vec::new(),
             use_defaults: true,
+            poll_interval_ms: 2000,
         }
     }
 }
@@ -129,10 +203,49 @@ expiry_warning_days = 90
         let c = Config::from_toml(text, Path::new("c.toml")).unwrap();
         assert_eq!(
             c.pkcs11.modules,
-            vec![PathBuf::from("/usr/lib/softhsm/libsofthsm2.so")]
+            vec![ModuleConfig::new("/usr/lib/softhsm/libsofthsm2.so")]
         );
         assert!(c.pkcs11.use_defaults);
         assert_eq!(c.alerts.expiry_warning_days, 90);
+    }
+
+    #[test]
+    fn modules_as_tables_and_cards() {
+        let text = r#"
+[pkcs11]
+modules = ["/a.so", { path = "/b.so", reinitialize_on_change = true, pcsc = false }]
+poll_interval_ms = 500
+[[cards]]
+atr = "3B 95 13 81 01 80 73 FF 01 00 0B"
+module = "/a.so"
+name = "vicc"
+[[cards]]
+atr = "3B:9F:95:81:31:FE:9F:00:66:46:53:05"
+mask = "FF FF FF FF FF FF FF FF FF FF FF 00"
+module = "/usr/lib/libcastle.so.1.0.0"
+"#;
+        let c = Config::from_toml(text, Path::new("c.toml")).unwrap();
+        assert_eq!(c.pkcs11.modules[0], ModuleConfig::new("/a.so"));
+        assert!(c.pkcs11.modules[1].reinitialize_on_change);
+        assert_eq!(c.pkcs11.modules[1].pcsc, Some(false));
+        assert_eq!(c.pkcs11.poll_interval_ms, 500);
+        assert_eq!(c.cards.len(), 2);
+        assert_eq!(
+            c.cards[1].mask.as_deref(),
+            Some("FF FF FF FF FF FF FF FF FF FF FF 00")
+        );
+        let err = Config::from_toml(
+            "[pkcs11]\nmodules = [{ path = \"/b.so\", reinit = true }]\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("reinit"), "{err}");
+        let err = Config::from_toml(
+            "[[cards]]\natr = \"3B\"\nmodule = \"/a.so\"\nmaks = \"FF\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("maks"), "{err}");
     }
 
     #[test]

@@ -92,7 +92,8 @@ impl Inventory {
         let paths = token::modules::resolve(&config.pkcs11.modules, config.pkcs11.use_defaults);
         let mut modules = Vec::new();
         let mut failures = Vec::new();
-        for path in paths {
+        for module in paths {
+            let path = module.path;
             match ModuleHandle::spawn(&path) {
                 Ok(m) => modules.push(m),
                 Err(e) => {

@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::config::ModuleConfig;
+
 /// Known module locations for this platform, most common first.
 pub fn known() -> &'static [&'static str] {
     #[cfg(target_os = "linux")]
@@ -51,21 +53,39 @@ pub fn known() -> &'static [&'static str] {
     }
 }
 
+/// Whether a module serves PC/SC cards (so PC/SC events tell when to rescan it), by its file
+/// name: OpenSC, Feitian's libcastle and Watchdata's modules drive CCID readers; Longmai's
+/// GM3000 and SoftHSM do not. A config's `pcsc = …` overrides this.
+pub fn pcsc_backed(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    ["opensc", "castle", "wdpkcs"]
+        .iter()
+        .any(|k| name.contains(k))
+}
+
 /// The modules to load: the configured ones in order, then (with `use_defaults`) the
-/// known ones that exist. A path listed twice (even through a symlink) is loaded once.
-pub fn resolve(configured: &[PathBuf], use_defaults: bool) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = Vec::new();
+/// known ones that exist. A path listed twice (even through a symlink) is loaded once,
+/// with the options of its first entry.
+pub fn resolve(configured: &[ModuleConfig], use_defaults: bool) -> Vec<ModuleConfig> {
+    let mut out: Vec<ModuleConfig> = Vec::new();
     let mut seen: Vec<PathBuf> = Vec::new();
-    let defaults = known().iter().map(PathBuf::from).filter(|p| p.exists());
+    let defaults = known()
+        .iter()
+        .map(PathBuf::from)
+        .filter(|p| p.exists())
+        .map(ModuleConfig::new);
     let candidates = configured
         .iter()
         .cloned()
         .chain(defaults.filter(|_| use_defaults));
-    for p in candidates {
-        let canon = canonical(&p);
+    for m in candidates {
+        let canon = canonical(&m.path);
         if !seen.contains(&canon) {
             seen.push(canon);
-            out.push(p);
+            out.push(m);
         }
     }
     out
@@ -88,11 +108,13 @@ mod tests {
         #[cfg(unix)]
         std::os::unix::fs::symlink(&a, &link).unwrap();
         let missing = dir.path().join("missing.so");
-        let got = resolve(
-            &[a.clone(), link.clone(), missing.clone(), a.clone()],
-            false,
-        );
+        let m = |p: &PathBuf| ModuleConfig::new(p.clone());
+        let got = resolve(&[m(&a), m(&link), m(&missing), m(&a)], false);
         // The missing configured module is kept: loading it reports why it failed.
-        assert_eq!(got, vec![a, missing]);
+        assert_eq!(got, vec![m(&a), m(&missing)]);
+        assert!(pcsc_backed(Path::new(
+            "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"
+        )));
+        assert!(!pcsc_backed(Path::new("/usr/lib/softhsm/libsofthsm2.so")));
     }
 }

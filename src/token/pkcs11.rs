@@ -67,6 +67,7 @@ type Reply<T> = oneshot::Sender<Result<T, Error>>;
 
 enum Request {
     Scan(Reply<Vec<TokenScan>>),
+    Reinitialize(Reply<()>),
     Sign(SignRequest, Reply<Signature>),
     Logout(String, Reply<()>),
     PinState(String, Reply<PinState>),
@@ -93,6 +94,8 @@ enum Request {
 pub struct ModuleHandle {
     info: ModuleInfo,
     worker: Arc<WorkerThread>,
+    /// The context, shared only with the slot-event waiter (it opens no sessions).
+    ctx: Option<Pkcs11>,
 }
 
 #[derive(Debug)]
@@ -116,7 +119,7 @@ impl ModuleHandle {
     pub fn spawn(path: &Path) -> Result<ModuleHandle, Error> {
         let path = path.to_path_buf();
         let (tx, rx) = mpsc::channel::<Request>();
-        let (ready_tx, ready_rx) = oneshot::channel::<Result<ModuleInfo, Error>>();
+        let (ready_tx, ready_rx) = oneshot::channel::<Result<(ModuleInfo, Pkcs11), Error>>();
         let name = format!(
             "pkcs11:{}",
             path.file_name()
@@ -128,7 +131,7 @@ impl ModuleHandle {
             .name(name)
             .spawn(move || match Worker::open(&thread_path) {
                 Ok((worker, info)) => {
-                    if ready_tx.send(Ok(info)).is_ok() {
+                    if ready_tx.send(Ok((info, worker.ctx.clone()))).is_ok() {
                         worker.run(rx);
                     }
                 }
@@ -145,11 +148,15 @@ impl ModuleHandle {
             tx: Some(tx),
             thread: Some(thread),
         });
-        let info = ready_rx.recv().map_err(|_| Error::ModuleLoad {
+        let (info, ctx) = ready_rx.recv().map_err(|_| Error::ModuleLoad {
             path: path.clone(),
             reason: "the module's worker thread stopped while loading it".into(),
         })??;
-        Ok(ModuleHandle { info, worker })
+        Ok(ModuleHandle {
+            info,
+            worker,
+            ctx: Some(ctx),
+        })
     }
 
     pub fn info(&self) -> &ModuleInfo {
@@ -170,6 +177,46 @@ impl ModuleHandle {
     /// Every initialized token with its certificate objects.
     pub fn scan(&self) -> Result<Vec<TokenScan>, Error> {
         self.call(Request::Scan)
+    }
+
+    /// C_Finalize and C_Initialize again, between two requests, so that the module sees
+    /// tokens that appeared after it started (SoftHSM and several vendor modules need this).
+    /// Kept logins end.
+    pub fn reinitialize(&self) -> Result<(), Error> {
+        self.call(Request::Reinitialize)
+    }
+
+    /// Call `on_event` each time the module reports a slot event, from a thread blocked in
+    /// C_WaitForSlotEvent; `None` when the module cannot wait for slot events (then callers
+    /// poll). The thread ends when the module is finalized.
+    pub fn watch_slot_events(
+        &self,
+        mut on_event: impl FnMut(u64) + Send + 'static,
+    ) -> Option<thread::JoinHandle<()>> {
+        let ctx = self.ctx.as_ref()?.clone();
+        // CKF_DONT_BLOCK first: a module without support says so at once.
+        match ctx.get_slot_event() {
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!(module = %self.info.path.display(), error = %short(&e), "no slot events; polling instead");
+                return None;
+            }
+        }
+        let path = self.info.path.clone();
+        thread::Builder::new()
+            .name("pkcs11-slot-events".into())
+            .spawn(move || {
+                loop {
+                    match ctx.wait_for_slot_event() {
+                        Ok(slot) => on_event(slot.id()),
+                        Err(e) => {
+                            tracing::debug!(module = %path.display(), error = %short(&e), "slot event wait ended");
+                            break;
+                        }
+                    }
+                }
+            })
+            .ok()
     }
 
     /// Sign. See [`SignRequest`].
@@ -290,6 +337,9 @@ impl Worker {
                 Request::Scan(reply) => {
                     let _ = reply.send(self.scan());
                 }
+                Request::Reinitialize(reply) => {
+                    let _ = reply.send(self.reinitialize());
+                }
                 Request::Sign(req, reply) => {
                     let r = self.sign(req);
                     let _ = reply.send(r);
@@ -329,9 +379,29 @@ impl Worker {
                 }
             }
         }
-        // Sessions close before the context finalizes.
+        // Sessions close before the context finalizes; C_Finalize also ends a thread
+        // blocked in C_WaitForSlotEvent.
         self.logins.clear();
+        let _ = self.ctx.finalize();
         tracing::debug!(path = %self.path.display(), "module worker stopped");
+    }
+
+    fn reinitialize(&mut self) -> Result<(), Error> {
+        self.logins.clear();
+        self.slots.clear();
+        self.mechanisms.clear();
+        let fresh = Pkcs11::new(&self.path).map_err(|e| Error::Other(format!("reload: {e}")))?;
+        let old = std::mem::replace(&mut self.ctx, fresh);
+        if let Err(e) = old.finalize() {
+            tracing::debug!(path = %self.path.display(), error = %short(&e), "C_Finalize before re-initialising");
+        }
+        match self
+            .ctx
+            .initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        {
+            Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => Ok(()),
+            Err(e) => Err(map_err(e)),
+        }
     }
 
     /// Log out of and drop a kept login.
