@@ -10,7 +10,8 @@ CERTRAY_BUILD_PACKAGES=(build-essential pkg-config libpcsclite-dev)
 # Run-time tools the demo needs: SoftHSM2 (the demo token) and OpenSC (the default module).
 CERTRAY_DEMO_PACKAGES=(softhsm2 opensc)
 # Everything the tests drive (tests/common/mod.rs says which test needs what).
-CERTRAY_TEST_PACKAGES=(softhsm2 opensc opencryptoki openssl pcscd python3)
+CERTRAY_TEST_PACKAGES=(softhsm2 opensc opencryptoki openssl pcscd python3 vsmartcard-vpcd vsmartcard-vpicc
+    python3-pycryptodome pcsc-tools)
 
 certray_log() {
     printf '==> %s\n' "$*" >&2

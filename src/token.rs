@@ -11,6 +11,7 @@
 
 pub mod demo;
 pub mod modules;
+pub mod pcsc;
 pub mod pkcs11;
 pub mod registry;
 pub mod sign;

@@ -35,6 +35,8 @@
 
 #![allow(dead_code)]
 
+pub mod pcsc;
+
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
