@@ -15,11 +15,11 @@ use secrecy::{ExposeSecret, SecretString};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-use crate::bridge::wire::{CertificateDto, ErrorDto, ListDto, PinDto, TokenDto};
+use crate::bridge::wire::{CertificateDto, ErrorDto, EventDto, ListDto, PinDto, TokenDto};
 use crate::config::{self, Config};
 use crate::error::Code;
 use crate::i18n::Lang;
-use crate::inventory::{self, Inventory};
+use crate::inventory::{self, Event, Inventory, Live, LiveOptions, Update};
 use crate::token::pkcs11::Auth;
 use crate::token::sign::{HashAlg, SignInput};
 use crate::token::{self, Pin, PinState};
@@ -70,6 +70,12 @@ enum Command {
     /// PIN status, change and unlock.
     #[command(subcommand)]
     Pin(PinCommand),
+    /// Print key and card events as they happen, starting with the tokens present now.
+    Watch {
+        /// One JSON object per line, with an "event" field.
+        #[arg(long)]
+        json: bool,
+    },
     /// Create (once) the built-in SoftHSM demo token and list it.
     Demo {
         /// Delete the demo token and create it again.
@@ -279,6 +285,7 @@ fn run(ctx: &Ctx, command: Command) -> Result<(), Failure> {
         }
         Command::Sign(args) => sign(ctx, args),
         Command::Pin(cmd) => pin(ctx, cmd),
+        Command::Watch { json } => watch(ctx, json),
         Command::Demo { reset } => demo(ctx, reset),
     }
 }
@@ -477,6 +484,60 @@ fn pin(ctx: &Ctx, cmd: PinCommand) -> Result<(), Failure> {
             );
             println!("{}", render::pin_state_line(after, lang));
             Ok(())
+        }
+    }
+}
+
+fn watch(ctx: &Ctx, json: bool) -> Result<(), Failure> {
+    let config = ctx.config()?;
+    let live = Live::start(&config, LiveOptions::default())
+        .map_err(|e| Failure::new(Code::ConfigInvalid, e))?;
+    for f in live.failures() {
+        eprintln!(
+            "{}: {} {} — {}",
+            ctx.lang.pick("警告", "warning"),
+            Code::ModuleLoadFailed.message(ctx.lang),
+            f.path.display(),
+            f.reason
+        );
+    }
+    let days = config.alerts.expiry_warning_days;
+    let print = |e: &EventDto| {
+        if json {
+            println!("{}", serde_json::to_string(e).unwrap_or_default());
+        } else {
+            println!("{}", render::event(e, ctx.lang));
+        }
+    };
+    let print_state = |snap: &inventory::Snapshot| {
+        for token in &snap.tokens {
+            let e = Event::TokenAdded {
+                token: token.clone(),
+                certificates: snap.certificates_of(&token.id),
+            };
+            print(&EventDto::new(
+                &e,
+                OffsetDateTime::now_utc(),
+                days,
+                ctx.lang,
+            ));
+        }
+    };
+    let (snapshot, mut sub) = live.subscribe();
+    print_state(&snapshot);
+    loop {
+        match sub.blocking_recv() {
+            Update::Event(e) => print(&EventDto::new(
+                &e,
+                OffsetDateTime::now_utc(),
+                days,
+                ctx.lang,
+            )),
+            Update::Lagged { missed, snapshot } => {
+                print(&EventDto::Resync { missed });
+                print_state(&snapshot);
+            }
+            Update::Closed => return Ok(()),
         }
     }
 }

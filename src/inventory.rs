@@ -9,8 +9,14 @@ use std::path::PathBuf;
 
 use time::OffsetDateTime;
 
+mod event;
+mod live;
+
+pub use event::{Event, Hint};
+pub use live::{Live, LiveOptions, Reader, Snapshot, Subscription, Update};
+
 use crate::cert;
-use crate::config::Config;
+use crate::config::{Config, ModuleConfig};
 use crate::error::Code;
 use crate::token::pkcs11::{Auth, ModuleHandle, ModuleInfo, SignRequest};
 use crate::token::sign::{HashAlg, SignInput, Signature};
@@ -89,23 +95,8 @@ impl Inventory {
     /// Load the configured modules (a module that fails is recorded, the others keep
     /// working) and scan them.
     pub fn open(config: &Config) -> Inventory {
-        let paths = token::modules::resolve(&config.pkcs11.modules, config.pkcs11.use_defaults);
-        let mut modules = Vec::new();
-        let mut failures = Vec::new();
-        for module in paths {
-            let path = module.path;
-            match ModuleHandle::spawn(&path) {
-                Ok(m) => modules.push(m),
-                Err(e) => {
-                    let reason = match &e {
-                        token::Error::ModuleLoad { reason, .. } => reason.clone(),
-                        other => other.to_string(),
-                    };
-                    tracing::info!(path = %path.display(), %reason, "PKCS#11 module not loaded");
-                    failures.push(LoadFailure { path, reason });
-                }
-            }
-        }
+        let (loaded, failures) = load_modules(config);
+        let modules = loaded.into_iter().map(|(m, _)| m).collect();
         let mut inv = Inventory {
             modules,
             failures,
@@ -271,6 +262,31 @@ impl Inventory {
     }
 }
 
+/// Load the configured and default modules; a module that fails is recorded with its path
+/// and the reason, and the others keep working.
+fn load_modules(config: &Config) -> (Vec<(ModuleHandle, ModuleConfig)>, Vec<LoadFailure>) {
+    let mut loaded = Vec::new();
+    let mut failures = Vec::new();
+    for module in token::modules::resolve(&config.pkcs11.modules, config.pkcs11.use_defaults) {
+        match ModuleHandle::spawn(&module.path) {
+            Ok(m) => loaded.push((m, module)),
+            Err(e) => {
+                let reason = match &e {
+                    token::Error::ModuleLoad { reason, .. } => reason.clone(),
+                    other => other.to_string(),
+                };
+                tracing::info!(path = %module.path.display(), %reason, "PKCS#11 module not loaded");
+                failures.push(LoadFailure {
+                    path: module.path,
+                    reason,
+                });
+            }
+        }
+    }
+    (loaded, failures)
+}
+
+/// A certificate object with its id, fingerprint and parsed model.
 fn entry(obj: token::CertObject) -> CertEntry {
     let sha256 = cert::sha256_hex(&obj.der);
     let id = cert::id_from_sha256(&sha256);

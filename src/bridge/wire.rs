@@ -9,7 +9,8 @@ use time::format_description::well_known::Rfc3339;
 use crate::cert::{Certificate, Name};
 use crate::error::Code;
 use crate::i18n::Lang;
-use crate::inventory::{CertEntry, Inventory};
+use crate::inventory::{CertEntry, Event, Hint, Inventory};
+use crate::token::registry::format_atr;
 use crate::token::{PinState, TokenInfo};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +27,20 @@ pub struct PinDto {
 impl From<PinState> for PinDto {
     fn from(p: PinState) -> Self {
         PinDto {
+            min_len: p.min_len,
+            max_len: p.max_len,
+            initialized: p.initialized,
+            count_low: p.count_low,
+            final_try: p.final_try,
+            locked: p.locked,
+            to_be_changed: p.to_be_changed,
+        }
+    }
+}
+
+impl From<&PinDto> for PinState {
+    fn from(p: &PinDto) -> Self {
+        PinState {
             min_len: p.min_len,
             max_len: p.max_len,
             initialized: p.initialized,
@@ -273,4 +288,115 @@ pub struct SignatureDto {
     /// base64 DER of the signer certificate
     pub certificate: String,
     pub algorithm: String,
+}
+
+/// One inventory event: `certray watch --json` prints one per line; the bridge's SSE sends
+/// the same objects with `event` as the SSE event name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum EventDto {
+    ReaderAdded {
+        reader: String,
+    },
+    ReaderRemoved {
+        reader: String,
+    },
+    CardInserted {
+        reader: String,
+        /// Upper-case hex with spaces, as PC/SC tools print it.
+        atr: String,
+        /// The card's name when the registry knows it.
+        card: Option<String>,
+        /// What to do when no loaded module may serve it.
+        hint: Option<String>,
+    },
+    CardRemoved {
+        reader: String,
+    },
+    TokenAdded {
+        token: TokenDto,
+        certificates: Vec<CertificateDto>,
+    },
+    TokenRemoved {
+        token_id: String,
+    },
+    CertificatesChanged {
+        token_id: String,
+        certificates: Vec<CertificateDto>,
+    },
+    PinStateChanged {
+        token_id: String,
+        pin: PinDto,
+    },
+    /// The subscriber fell behind; what follows starts again from the current state.
+    Resync {
+        missed: u64,
+    },
+}
+
+impl EventDto {
+    pub fn new(e: &Event, now: OffsetDateTime, warning_days: u32, lang: Lang) -> EventDto {
+        let certs = |c: &[CertEntry]| -> Vec<CertificateDto> {
+            c.iter()
+                .map(|c| CertificateDto::new(c, now, warning_days))
+                .collect()
+        };
+        match e {
+            Event::ReaderAdded { reader } => EventDto::ReaderAdded {
+                reader: reader.clone(),
+            },
+            Event::ReaderRemoved { reader } => EventDto::ReaderRemoved {
+                reader: reader.clone(),
+            },
+            Event::CardInserted {
+                reader,
+                atr,
+                card,
+                hint,
+            } => EventDto::CardInserted {
+                reader: reader.clone(),
+                atr: format_atr(atr),
+                card: card.clone(),
+                hint: hint.map(|h| hint_text(h, lang).to_string()),
+            },
+            Event::CardRemoved { reader } => EventDto::CardRemoved {
+                reader: reader.clone(),
+            },
+            Event::TokenAdded {
+                token,
+                certificates,
+            } => EventDto::TokenAdded {
+                token: token.into(),
+                certificates: certs(certificates),
+            },
+            Event::TokenRemoved { token_id } => EventDto::TokenRemoved {
+                token_id: token_id.clone(),
+            },
+            Event::CertificatesChanged {
+                token_id,
+                certificates,
+            } => EventDto::CertificatesChanged {
+                token_id: token_id.clone(),
+                certificates: certs(certificates),
+            },
+            Event::PinStateChanged { token_id, pin } => EventDto::PinStateChanged {
+                token_id: token_id.clone(),
+                pin: (*pin).into(),
+            },
+        }
+    }
+}
+
+/// The advice for an inserted card that may not show up as a token.
+pub fn hint_text(h: Hint, lang: Lang) -> &'static str {
+    match h {
+        Hint::UnknownCard => lang.pick(
+            "未识别的卡片：如果没有出现对应的密钥，请在配置文件的 [[cards]] 中按 ATR 为它指定 PKCS#11 驱动模块",
+            "Unknown card: if no token shows up for it, map its ATR to a PKCS#11 module in the config's [[cards]]",
+        ),
+        Hint::ModuleMissing => lang.pick(
+            "已识别的卡片，但未安装或未加载它的驱动模块：请安装厂商驱动，或在配置文件中指定模块路径",
+            "Known card, but its module is not installed or not loaded: install the vendor's driver or set the module path in the config",
+        ),
+    }
 }

@@ -4,7 +4,7 @@ use base64::Engine as _;
 
 use super::Failure;
 use super::table::Table;
-use crate::bridge::wire::{CertificateDto, ListDto, NameDto, TokenDto};
+use crate::bridge::wire::{CertificateDto, EventDto, ListDto, NameDto, TokenDto};
 use crate::i18n::Lang;
 use crate::token::PinState;
 
@@ -174,7 +174,7 @@ pub fn list(list: &ListDto, lang: Lang) -> String {
                 tok.model.clone(),
                 tok.serial.clone(),
                 n.to_string(),
-                pin_flags(pin_of(tok), lang),
+                pin_flags((&tok.pin).into(), lang),
                 tok.module.clone(),
             ]);
         }
@@ -245,18 +245,6 @@ pub fn list(list: &ListDto, lang: Lang) -> String {
         ));
     }
     out
-}
-
-fn pin_of(t: &TokenDto) -> PinState {
-    PinState {
-        min_len: t.pin.min_len,
-        max_len: t.pin.max_len,
-        initialized: t.pin.initialized,
-        count_low: t.pin.count_low,
-        final_try: t.pin.final_try,
-        locked: t.pin.locked,
-        to_be_changed: t.pin.to_be_changed,
-    }
 }
 
 /// `certray show`: every field, label and value, like the CA helper's certificate card.
@@ -377,4 +365,94 @@ pub fn pem(der: &[u8]) -> String {
     }
     s.push_str("-----END CERTIFICATE-----\n");
     s
+}
+
+/// One line per event for `certray watch`, time first.
+pub fn event(e: &EventDto, lang: Lang) -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let t = format!("{:02}:{:02}:{:02}Z", now.hour(), now.minute(), now.second());
+    let body = match e {
+        EventDto::ReaderAdded { reader } => {
+            format!("{} {reader}", lang.pick("读卡器已连接", "reader added"))
+        }
+        EventDto::ReaderRemoved { reader } => {
+            format!("{} {reader}", lang.pick("读卡器已断开", "reader removed"))
+        }
+        EventDto::CardInserted {
+            reader,
+            atr,
+            card,
+            hint,
+        } => {
+            let mut s = format!(
+                "{} {reader} (ATR {atr})",
+                lang.pick("卡片插入", "card inserted")
+            );
+            if let Some(c) = card {
+                s.push_str(&format!(" {c}"));
+            }
+            if let Some(h) = hint {
+                s.push_str(&format!(" — {h}"));
+            }
+            s
+        }
+        EventDto::CardRemoved { reader } => {
+            format!("{} {reader}", lang.pick("卡片拔出", "card removed"))
+        }
+        EventDto::TokenAdded {
+            token,
+            certificates,
+        } => {
+            let mut s = format!(
+                "{} {} {} ({} {}) · {} {}",
+                lang.pick("密钥插入", "token added"),
+                token.id,
+                token.label,
+                token.manufacturer,
+                token.model,
+                certificates.len(),
+                lang.pick("张证书", "certificates")
+            );
+            for c in certificates {
+                s.push_str(&format!(
+                    "\n    {} {} · {} · {}",
+                    c.id,
+                    c.owner.clone().unwrap_or_else(|| c.label.clone()),
+                    status_name(&c.status, lang),
+                    c.days_left
+                        .map(|d| format!(
+                            "{}{d}{}",
+                            lang.pick("剩余 ", ""),
+                            lang.pick(" 天", " days left")
+                        ))
+                        .unwrap_or_else(|| "-".into()),
+                ));
+            }
+            s
+        }
+        EventDto::TokenRemoved { token_id } => {
+            format!("{} {token_id}", lang.pick("密钥拔出", "token removed"))
+        }
+        EventDto::CertificatesChanged {
+            token_id,
+            certificates,
+        } => format!(
+            "{} {token_id} · {} {}",
+            lang.pick("证书变化", "certificates changed"),
+            certificates.len(),
+            lang.pick("张证书", "certificates")
+        ),
+        EventDto::PinStateChanged { token_id, pin } => {
+            format!(
+                "{} {token_id} · {}",
+                lang.pick("PIN 状态变化", "PIN state changed"),
+                pin_state_line(pin.into(), lang)
+            )
+        }
+        EventDto::Resync { missed } => format!(
+            "{} ({missed})",
+            lang.pick("事件积压，重新同步", "fell behind, resynchronising")
+        ),
+    };
+    format!("[{t}] {body}")
 }

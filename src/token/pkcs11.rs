@@ -283,6 +283,8 @@ struct Worker {
     path: PathBuf,
     /// token id → slot, from the last lookup.
     slots: HashMap<String, Slot>,
+    /// Tokens seen before and absent now: asking for one is TOKEN_REMOVED, not TOKEN_NOT_FOUND.
+    gone: std::collections::HashSet<String>,
     /// token id → a session logged in as user, kept on request.
     logins: HashMap<String, Login>,
     /// (slot, mechanism) → whether the token offers it.
@@ -325,6 +327,7 @@ impl Worker {
             raw,
             path: path.to_path_buf(),
             slots: HashMap::new(),
+            gone: Default::default(),
             logins: HashMap::new(),
             mechanisms: HashMap::new(),
         };
@@ -387,8 +390,10 @@ impl Worker {
     }
 
     fn reinitialize(&mut self) -> Result<(), Error> {
+        // Sessions and logins die with the old context. The slot map stays: it is how a
+        // token that is gone afterwards is told apart from one never seen (TOKEN_REMOVED
+        // rather than TOKEN_NOT_FOUND); find_slot checks each entry before trusting it.
         self.logins.clear();
-        self.slots.clear();
         self.mechanisms.clear();
         let fresh = Pkcs11::new(&self.path).map_err(|e| Error::Other(format!("reload: {e}")))?;
         let old = std::mem::replace(&mut self.ctx, fresh);
@@ -446,15 +451,19 @@ impl Worker {
         {
             return Ok(slot);
         }
-        let known = self.slots.remove(token_id).is_some();
+        let known = self.slots.remove(token_id).is_some() || self.gone.contains(token_id);
         for (slot, info) in self.token_slots()? {
             let id = id_of(&info);
+            self.gone.remove(&id);
             self.slots.insert(id.clone(), slot);
             if id == token_id {
                 return Ok(slot);
             }
         }
         self.logins.remove(token_id);
+        if known {
+            self.gone.insert(token_id.to_string());
+        }
         Err(if known {
             Error::TokenRemoved
         } else {
@@ -481,6 +490,10 @@ impl Worker {
             });
         }
         self.logins.retain(|id, _| present.contains_key(id));
+        for id in self.slots.keys().filter(|id| !present.contains_key(*id)) {
+            self.gone.insert(id.clone());
+        }
+        self.gone.retain(|id| !present.contains_key(id));
         self.slots = present;
         Ok(out)
     }
@@ -608,7 +621,11 @@ impl Worker {
             // A kept login skips the slot lookup: if the token went away, C_Sign says so.
             Auth::Session => match self.logins.remove(&req.token_id) {
                 Some(l) => (l, true),
-                None => return Err(Error::PinRequired),
+                None => {
+                    // A token that went away says so rather than asking for a PIN.
+                    self.find_slot(&req.token_id)?;
+                    return Err(Error::PinRequired);
+                }
             },
             Auth::Pin {
                 pin,
