@@ -233,3 +233,81 @@ fn an_idle_watch_uses_no_cpu() {
         "certray watch used {used} ticks of CPU in 4 s idle"
     );
 }
+
+#[test]
+fn watching_survives_a_pcscd_restart_without_repeating_the_card() {
+    let hsm = SoftHsm::new();
+    hsm.init_token("steady", "12345678", PIN);
+    let mut pcscd = Pcscd::start();
+    let card = Vicc::insert(&pcscd);
+    let cfg = config(&hsm);
+    let w = Watch::start(&hsm, &pcscd, &cfg);
+    assert_eq!(w.next(20)["event"], "token-added");
+    w.until("card-inserted", 20);
+
+    // pcscd goes down and comes back with the card in (vicc reconnects to the new daemon
+    // before clients can look).
+    drop(card);
+    let card = pcscd.restart_with(Vicc::insert);
+    if let Some(e) = w.quiet(5) {
+        panic!("the restart produced an event although nothing changed: {e:#}");
+    }
+    // Events resume on the same subscription: the removal is reported, once.
+    drop(card);
+    let seen = w.until("card-removed", 20);
+    assert_eq!(
+        seen.iter().filter(|e| e["event"] == "card-removed").count(),
+        1,
+        "{seen:#?}"
+    );
+    assert!(
+        !seen.iter().any(|e| e["event"] == "card-inserted"),
+        "{seen:#?}"
+    );
+    assert!(w.quiet(2).is_none());
+}
+
+#[test]
+fn a_polled_module_reports_a_certificate_written_by_another_process() {
+    let hsm = SoftHsm::new();
+    hsm.init_token("polled", "12345678", PIN);
+    hsm.import(
+        "polled",
+        PIN,
+        "01",
+        Some(&fixture("rsa-utf8.der")),
+        Some(&fixture("rsa-utf8.key.der")),
+        "rsa-utf8",
+    );
+    let cfg = hsm.dir().join("poll.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[pkcs11]\nuse_defaults = false\npoll_interval_ms = 300\nmodules = [{{ path = \"{SOFTHSM_MODULE}\", pcsc = false }}]\n"
+        ),
+    )
+    .unwrap();
+    let pcscd = Pcscd::start();
+    let w = Watch::start(&hsm, &pcscd, &cfg);
+    let added = w.next(20);
+    assert_eq!(added["event"], "token-added");
+    assert_eq!(added["certificates"].as_array().unwrap().len(), 1);
+    // Another process writes a second certificate (as a CA's renewal tool does): no card
+    // event happens, the slot poll finds it.
+    hsm.import(
+        "polled",
+        PIN,
+        "02",
+        Some(&fixture("ec-expiring.der")),
+        None,
+        "renewed",
+    );
+    let seen = w.until("certificates-changed", 10);
+    let changed = seen.last().unwrap();
+    assert_eq!(changed["token_id"], added["token"]["id"]);
+    assert_eq!(
+        changed["certificates"].as_array().unwrap().len(),
+        2,
+        "{changed:#}"
+    );
+}

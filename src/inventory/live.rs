@@ -132,6 +132,8 @@ impl Default for LiveOptions {
 enum Input {
     Pcsc(PcscEvent),
     SlotEvent(usize),
+    /// Module `i` turned out unable to wait for slot events: poll it.
+    NoSlotEvents(usize),
     Stop,
 }
 
@@ -168,8 +170,11 @@ impl Live {
             let slot_events = !pcsc && {
                 let tx = input.clone();
                 handle
-                    .watch_slot_events(move |_slot| {
-                        let _ = tx.send(Input::SlotEvent(i));
+                    .watch_slot_events(move |slot| {
+                        let _ = tx.send(match slot {
+                            Some(_) => Input::SlotEvent(i),
+                            None => Input::NoSlotEvents(i),
+                        });
                     })
                     .is_some()
             };
@@ -279,12 +284,19 @@ struct Actor {
 }
 
 impl Actor {
-    fn run(mut self, rx: mpsc::Receiver<Input>) {
-        let polled: Vec<usize> = (0..self.modules.len())
+    /// Modules that neither PC/SC nor slot events cover.
+    fn polled(&self) -> Vec<usize> {
+        (0..self.modules.len())
             .filter(|&i| !self.modules[i].pcsc && !self.modules[i].slot_events)
-            .collect();
-        let poll = self.poll.filter(|_| !polled.is_empty());
-        let mut next_poll = poll.map(|p| Instant::now() + p);
+            .collect()
+    }
+
+    fn run(mut self, rx: mpsc::Receiver<Input>) {
+        let mut polled = self.polled();
+        let mut next_poll = self
+            .poll
+            .filter(|_| !polled.is_empty())
+            .map(|p| Instant::now() + p);
         loop {
             // Without modules to poll this blocks until something happens: an idle daemon
             // wakes for nothing.
@@ -303,11 +315,22 @@ impl Actor {
                 Some(Input::Stop) => break,
                 Some(Input::Pcsc(e)) => self.on_pcsc(e),
                 Some(Input::SlotEvent(i)) => self.rescan(i, false),
+                Some(Input::NoSlotEvents(i)) => {
+                    self.modules[i].slot_events = false;
+                    polled = self.polled();
+                    if next_poll.is_none() {
+                        next_poll = self
+                            .poll
+                            .filter(|_| !polled.is_empty())
+                            .map(|p| Instant::now() + p);
+                    }
+                }
                 None => {
+                    tracing::trace!(modules = polled.len(), "slot poll");
                     for &i in &polled {
                         self.rescan(i, false);
                     }
-                    next_poll = poll.map(|p| Instant::now() + p);
+                    next_poll = self.poll.map(|p| Instant::now() + p);
                 }
             }
         }

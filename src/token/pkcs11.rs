@@ -186,29 +186,37 @@ impl ModuleHandle {
         self.call(Request::Reinitialize)
     }
 
-    /// Call `on_event` each time the module reports a slot event, from a thread blocked in
-    /// C_WaitForSlotEvent; `None` when the module cannot wait for slot events (then callers
-    /// poll). The thread ends when the module is finalized.
+    /// Call `on_event(Some(slot))` each time the module reports a slot event, from a thread
+    /// blocked in C_WaitForSlotEvent. `None` (returned, or passed to `on_event` once) means the
+    /// module cannot wait for slot events: callers poll it instead. (SoftHSM answers the
+    /// non-blocking probe with "no event" and only the blocking call with "not supported".)
+    /// The thread ends when the module is finalized.
     pub fn watch_slot_events(
         &self,
-        mut on_event: impl FnMut(u64) + Send + 'static,
+        mut on_event: impl FnMut(Option<u64>) + Send + 'static,
     ) -> Option<thread::JoinHandle<()>> {
         let ctx = self.ctx.as_ref()?.clone();
-        // CKF_DONT_BLOCK first: a module without support says so at once.
-        match ctx.get_slot_event() {
-            Ok(_) => {}
-            Err(e) => {
-                tracing::debug!(module = %self.info.path.display(), error = %short(&e), "no slot events; polling instead");
-                return None;
-            }
+        // CKF_DONT_BLOCK first: a module without support usually says so at once.
+        if let Err(e) = ctx.get_slot_event() {
+            tracing::debug!(module = %self.info.path.display(), error = %short(&e), "no slot events; polling instead");
+            return None;
         }
         let path = self.info.path.clone();
         thread::Builder::new()
             .name("pkcs11-slot-events".into())
             .spawn(move || {
+                let mut waited = false;
                 loop {
                     match ctx.wait_for_slot_event() {
-                        Ok(slot) => on_event(slot.id()),
+                        Ok(slot) => {
+                            waited = true;
+                            on_event(Some(slot.id()));
+                        }
+                        Err(CkError::Pkcs11(RvError::FunctionNotSupported, _)) if !waited => {
+                            tracing::debug!(module = %path.display(), "C_WaitForSlotEvent not supported; polling instead");
+                            on_event(None);
+                            break;
+                        }
                         Err(e) => {
                             tracing::debug!(module = %path.display(), error = %short(&e), "slot event wait ended");
                             break;
