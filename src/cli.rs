@@ -193,7 +193,13 @@ impl Ctx {
 
     fn inventory(&self, config: &Config) -> Inventory {
         let inv = Inventory::open(config);
-        for f in inv.failures() {
+        self.warn_failures(inv.failures());
+        inv
+    }
+
+    /// One warning line per module that could not be loaded, with its path and reason.
+    fn warn_failures(&self, failures: &[inventory::LoadFailure]) {
+        for f in failures {
             eprintln!(
                 "{}: {} {} — {}",
                 self.lang.pick("警告", "warning"),
@@ -202,7 +208,6 @@ impl Ctx {
                 f.reason
             );
         }
-        inv
     }
 }
 
@@ -492,15 +497,7 @@ fn watch(ctx: &Ctx, json: bool) -> Result<(), Failure> {
     let config = ctx.config()?;
     let live = Live::start(&config, LiveOptions::default())
         .map_err(|e| Failure::new(Code::ConfigInvalid, e))?;
-    for f in live.failures() {
-        eprintln!(
-            "{}: {} {} — {}",
-            ctx.lang.pick("警告", "warning"),
-            Code::ModuleLoadFailed.message(ctx.lang),
-            f.path.display(),
-            f.reason
-        );
-    }
+    ctx.warn_failures(live.failures());
     let days = config.alerts.expiry_warning_days;
     let print = |e: &EventDto| {
         if json {
