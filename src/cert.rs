@@ -16,6 +16,19 @@ pub use parse::parse;
 
 use crate::error::Code;
 
+/// PEM (`-----BEGIN CERTIFICATE-----`) with 64-column lines.
+pub fn to_pem(der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut s = String::from("-----BEGIN CERTIFICATE-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        s.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        s.push('\n');
+    }
+    s.push_str("-----END CERTIFICATE-----\n");
+    s
+}
+
 /// SHA-256 of any bytes (a certificate's DER), lowercase hex.
 pub fn sha256_hex(der: &[u8]) -> String {
     use sha2::{Digest, Sha256};

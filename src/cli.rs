@@ -70,6 +70,21 @@ enum Command {
     /// PIN status, change and unlock.
     #[command(subcommand)]
     Pin(PinCommand),
+    /// Run the daemon: the live inventory and the localhost bridge for web pages.
+    Run {
+        /// No desktop UI (consent and PIN prompts are refused). Until the desktop UI lands
+        /// the daemon is always headless.
+        #[arg(long)]
+        headless: bool,
+    },
+    /// Websites allowed to use the certificates.
+    #[command(subcommand)]
+    Origins(OriginsCommand),
+    /// The audit log: every signature and authentication the bridge made.
+    Audit {
+        #[arg(long)]
+        json: bool,
+    },
     /// Print key and card events as they happen, starting with the tokens present now.
     Watch {
         /// One JSON object per line, with an "event" field.
@@ -82,6 +97,14 @@ enum Command {
         #[arg(long)]
         reset: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum OriginsCommand {
+    /// The websites approved in the consent dialog ("always") and those in the config.
+    List,
+    /// Withdraw a website's approval (takes effect when the daemon restarts).
+    Revoke { origin: String },
 }
 
 #[derive(Debug, Args)]
@@ -276,7 +299,7 @@ fn run(ctx: &Ctx, command: Command) -> Result<(), Failure> {
             if let Some(path) = der {
                 write_file(&path, &entry.der)?;
             } else if pem {
-                print!("{}", render::pem(&entry.der));
+                print!("{}", crate::cert::to_pem(&entry.der));
             } else {
                 let dto = CertificateDto::new(entry, OffsetDateTime::now_utc(), inv.warning_days());
                 if json {
@@ -291,6 +314,9 @@ fn run(ctx: &Ctx, command: Command) -> Result<(), Failure> {
         Command::Sign(args) => sign(ctx, args),
         Command::Pin(cmd) => pin(ctx, cmd),
         Command::Watch { json } => watch(ctx, json),
+        Command::Run { headless } => run_daemon(ctx, headless),
+        Command::Origins(cmd) => origins(ctx, cmd),
+        Command::Audit { json } => audit(ctx, json),
         Command::Demo { reset } => demo(ctx, reset),
     }
 }
@@ -491,6 +517,162 @@ fn pin(ctx: &Ctx, cmd: PinCommand) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+fn state_dir() -> Result<PathBuf, Failure> {
+    config::state_dir().ok_or_else(|| Failure::new(Code::Io, "no home directory"))
+}
+
+fn run_daemon(ctx: &Ctx, _headless: bool) -> Result<(), Failure> {
+    use std::sync::Arc;
+
+    use crate::bridge::{App, BridgeOptions, Headless};
+    let config = ctx.config()?;
+    crate::bridge::check_listen(config.bridge.listen)
+        .map_err(|e| Failure::new(Code::ConfigInvalid, e))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(Code::Internal, e.to_string()))?;
+    let live = Arc::new(
+        Live::start(&config, LiveOptions::default())
+            .map_err(|e| Failure::new(Code::ConfigInvalid, e))?,
+    );
+    ctx.warn_failures(live.failures());
+    let lang = ctx.lang;
+    let result = runtime.block_on(async {
+        let listen = config.bridge.listen;
+        let listener = match tokio::net::TcpListener::bind(listen).await {
+            Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                return Err(Failure::new(
+                    Code::Io,
+                    format!("{listen} is in use by another program (or another certray); set [bridge] listen"),
+                ));
+            }
+            Err(e) => return Err(Failure::new(Code::Io, format!("{listen}: {e}"))),
+        };
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(listen.port());
+        let app = App::new(
+            live.clone(),
+            BridgeOptions {
+                config: config.bridge.clone(),
+                port,
+                prompt: Arc::new(Headless),
+                state_dir: config::state_dir(),
+                warning_days: config.alerts.expiry_warning_days,
+            },
+        );
+        println!("{}http://127.0.0.1:{port}/", lang.pick("证书助手已启动：", "certray is running: "));
+        let _ = std::io::stdout().flush();
+        crate::bridge::serve(listener, app, shutdown_signal())
+            .await
+            .map_err(|e| Failure::new(Code::Io, e.to_string()))
+    });
+    drop(runtime);
+    drop(live);
+    result
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("stopping");
+}
+
+fn origins(ctx: &Ctx, cmd: OriginsCommand) -> Result<(), Failure> {
+    let dir = state_dir()?;
+    let lang = ctx.lang;
+    match cmd {
+        OriginsCommand::List => {
+            let config = ctx.config()?;
+            for o in crate::bridge::store::remembered_origins(&dir) {
+                println!(
+                    "{o}\t{}",
+                    lang.pick("已授权（对话框）", "approved (dialog)")
+                );
+            }
+            for o in &config.bridge.allowed_origins {
+                println!(
+                    "{o}\t{}",
+                    lang.pick("配置文件允许", "allowed in the config")
+                );
+            }
+            for o in &config.bridge.page_pin_origins {
+                println!(
+                    "{o}\t{}",
+                    lang.pick("可在网页提交密码（配置文件）", "may send the PIN (config)")
+                );
+            }
+            Ok(())
+        }
+        OriginsCommand::Revoke { origin } => {
+            let was = crate::bridge::store::revoke_origin(&dir, &origin)
+                .map_err(|e| Failure::new(Code::Io, e.to_string()))?;
+            if was {
+                println!(
+                    "{} {origin}",
+                    lang.pick("已撤销授权：", "Approval withdrawn:")
+                );
+                Ok(())
+            } else {
+                Err(Failure::new(
+                    Code::BadRequest,
+                    format!("{origin} was not approved"),
+                ))
+            }
+        }
+    }
+}
+
+fn audit(ctx: &Ctx, json: bool) -> Result<(), Failure> {
+    let records = crate::bridge::store::read_audit(&state_dir()?);
+    if json {
+        print_json(&records);
+        return Ok(());
+    }
+    let lang = ctx.lang;
+    let mut t = table::Table::new(&[
+        lang.pick("时间", "Time"),
+        lang.pick("来源", "Origin"),
+        lang.pick("操作", "Operation"),
+        lang.pick("证书编号", "Certificate ID"),
+        lang.pick("格式", "Format"),
+        lang.pick("字节", "Bytes"),
+        lang.pick("结果", "Result"),
+    ]);
+    for r in records {
+        t.row(vec![
+            r.time,
+            r.origin,
+            r.operation,
+            r.certificate_id,
+            r.format,
+            r.bytes.to_string(),
+            r.result,
+        ]);
+    }
+    print!("{}", t.render());
+    Ok(())
 }
 
 fn watch(ctx: &Ctx, json: bool) -> Result<(), Failure> {

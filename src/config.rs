@@ -17,6 +17,29 @@ pub struct Config {
     pub alerts: AlertsConfig,
     /// `[[cards]]`: which module serves a card, by ATR.
     pub cards: Vec<CardConfig>,
+    pub bridge: BridgeConfig,
+}
+
+/// `[bridge]`: the localhost HTTP bridge for web pages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BridgeConfig {
+    /// Where to listen; must be a loopback address.
+    pub listen: std::net::SocketAddr,
+    /// Origins (`https://etax.example`) allowed without asking.
+    pub allowed_origins: Vec<String>,
+    /// Legacy portals that collect the PIN in their own page and send it in the request.
+    pub page_pin_origins: Vec<String>,
+}
+
+impl Default for BridgeConfig {
+    fn default() -> Self {
+        BridgeConfig {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 21088)),
+            allowed_origins: Vec::new(),
+            page_pin_origins: Vec::new(),
+        }
+    }
 }
 
 /// One `[[cards]]` entry: cards whose ATR matches `atr` under `mask` are served by `module`.
@@ -180,6 +203,13 @@ impl Config {
 /// `<config dir>/certray/config.toml` (`~/.config/certray/config.toml` on Linux).
 pub fn default_path() -> Option<PathBuf> {
     directories::ProjectDirs::from("", "", "certray").map(|d| d.config_dir().join("config.toml"))
+}
+
+/// `<state dir>/certray` (`~/.local/state/certray` on Linux; the data dir where the platform has
+/// no state dir): website approvals and the audit log live here.
+pub fn state_dir() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "certray")
+        .map(|d| d.state_dir().unwrap_or_else(|| d.data_dir()).to_path_buf())
 }
 
 /// `<data dir>/certray` (`~/.local/share/certray` on Linux): the demo token lives here.

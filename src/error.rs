@@ -26,11 +26,18 @@ pub enum Code {
     ConfigInvalid,
     Io,
     Internal,
+    BadRequest,
+    OriginNotAllowed,
+    HostNotAllowed,
+    PagePinNotAllowed,
+    UnsupportedMediaType,
+    PayloadTooLarge,
+    UserCancelled,
 }
 
 impl Code {
     /// Every code, for tests and documentation.
-    pub const ALL: [Code; 16] = [
+    pub const ALL: [Code; 23] = [
         Code::ModuleLoadFailed,
         Code::TokenNotFound,
         Code::CertNotFound,
@@ -47,6 +54,13 @@ impl Code {
         Code::ConfigInvalid,
         Code::Io,
         Code::Internal,
+        Code::BadRequest,
+        Code::OriginNotAllowed,
+        Code::HostNotAllowed,
+        Code::PagePinNotAllowed,
+        Code::UnsupportedMediaType,
+        Code::PayloadTooLarge,
+        Code::UserCancelled,
     ];
 
     /// The stable wire name, e.g. `PIN_INCORRECT`.
@@ -68,6 +82,13 @@ impl Code {
             Code::ConfigInvalid => "CONFIG_INVALID",
             Code::Io => "IO",
             Code::Internal => "INTERNAL",
+            Code::BadRequest => "BAD_REQUEST",
+            Code::OriginNotAllowed => "ORIGIN_NOT_ALLOWED",
+            Code::HostNotAllowed => "HOST_NOT_ALLOWED",
+            Code::PagePinNotAllowed => "PAGE_PIN_NOT_ALLOWED",
+            Code::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            Code::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            Code::UserCancelled => "USER_CANCELLED",
         }
     }
 
@@ -108,6 +129,22 @@ impl Code {
             Code::ConfigInvalid => ("配置文件有误", "The configuration file is invalid"),
             Code::Io => ("读写文件失败", "A file could not be read or written"),
             Code::Internal => ("内部错误", "Internal error"),
+            Code::BadRequest => ("请求格式有误", "The request is malformed"),
+            Code::OriginNotAllowed => (
+                "该网站未获准使用证书",
+                "This website may not use the certificates",
+            ),
+            Code::HostNotAllowed => ("请求的主机名不被允许", "The request's Host is not allowed"),
+            Code::PagePinNotAllowed => (
+                "网页不得直接提交密码（PIN）",
+                "Web pages may not submit the PIN",
+            ),
+            Code::UnsupportedMediaType => (
+                "请求内容类型必须是 application/json",
+                "The request body must be application/json",
+            ),
+            Code::PayloadTooLarge => ("请求内容过大", "The request body is too large"),
+            Code::UserCancelled => ("用户已取消操作", "The user cancelled"),
         };
         match lang {
             Lang::ZhCn => zh,
@@ -179,6 +216,34 @@ impl Code {
                 "请重试；若问题持续，请附上日志报告问题",
                 "Try again; if it keeps happening, report it with the log",
             ),
+            Code::BadRequest => (
+                "请检查请求的 JSON 字段和 Base64 编码",
+                "Check the request's JSON fields and base64 encoding",
+            ),
+            Code::OriginNotAllowed => (
+                "请在证书助手中允许该网站，或将其加入配置文件的 [bridge] allowed_origins",
+                "Allow the website in certray, or add it to [bridge] allowed_origins in the config",
+            ),
+            Code::HostNotAllowed => (
+                "请通过 127.0.0.1、localhost 或 [::1] 访问证书助手",
+                "Reach certray through 127.0.0.1, localhost or [::1]",
+            ),
+            Code::PagePinNotAllowed => (
+                "请在证书助手自己的对话框中输入密码；旧版网站可加入 [bridge] page_pin_origins",
+                "Enter the PIN in certray's own dialog; legacy portals can be listed in [bridge] page_pin_origins",
+            ),
+            Code::UnsupportedMediaType => (
+                "请以 Content-Type: application/json 发送请求",
+                "Send the request with Content-Type: application/json",
+            ),
+            Code::PayloadTooLarge => (
+                "签名数据不得超过 16 MiB，其他请求不得超过 64 KiB",
+                "Data to sign may be at most 16 MiB, other requests 64 KiB",
+            ),
+            Code::UserCancelled => (
+                "如需继续，请重新发起操作",
+                "Start the operation again to continue",
+            ),
         };
         match lang {
             Lang::ZhCn => zh,
@@ -201,6 +266,9 @@ impl Code {
             Code::PinLenRange | Code::PinMismatch => 23,
             Code::PinRequired => 24,
             Code::UnsupportedAlgorithm => 30,
+            Code::BadRequest | Code::UnsupportedMediaType | Code::PayloadTooLarge => 5,
+            Code::OriginNotAllowed | Code::HostNotAllowed | Code::PagePinNotAllowed => 40,
+            Code::UserCancelled => 41,
         }
     }
 }

@@ -19,7 +19,7 @@ use crate::cert;
 use crate::config::{Config, ModuleConfig};
 use crate::error::Code;
 use crate::token::pkcs11::{Auth, ModuleHandle, ModuleInfo, SignRequest};
-use crate::token::sign::{HashAlg, SignInput, Signature};
+use crate::token::sign::{HashAlg, KeyKind, SignInput, Signature};
 use crate::token::{self, Pin, PinState, TokenInfo};
 
 /// A certificate object on a token, with its parsed model (or why it did not parse).
@@ -186,23 +186,8 @@ impl Inventory {
     /// Check that a certificate can sign before any PIN is asked for.
     pub fn check_signer(&self, cert_id: &str) -> Result<&CertEntry, Error> {
         let c = self.certificate(cert_id)?;
-        let parsed = c.parsed.as_ref().map_err(|e| Error::CertInvalid {
-            id: c.id.clone(),
-            reason: e.to_string(),
-        })?;
-        if !c.has_private_key {
-            return Err(Error::NoPrivateKey(c.id.clone()));
-        }
-        match parsed.key.algorithm {
-            cert::KeyAlgorithm::Rsa | cert::KeyAlgorithm::Ec => Ok(c),
-            cert::KeyAlgorithm::Sm2 => Err(Error::Unsupported(
-                "SM2 signing through a vendor PKCS#11 mechanism is not supported yet".into(),
-            )),
-            cert::KeyAlgorithm::Other => Err(Error::Unsupported(format!(
-                "key algorithm {}",
-                parsed.key.oid.as_deref().unwrap_or("unknown")
-            ))),
-        }
+        signing_key(c)?;
+        Ok(c)
     }
 
     /// Sign with the private key of certificate `cert_id`.
@@ -259,6 +244,29 @@ impl Inventory {
     pub fn status_now(&self, c: &cert::Certificate) -> (i64, cert::Status) {
         let now = OffsetDateTime::now_utc();
         (c.days_left(now), c.status(now, self.warning_days))
+    }
+}
+
+/// The kind of key a certificate signs with, or why it cannot sign (refused before any PIN
+/// is asked for).
+pub fn signing_key(c: &CertEntry) -> Result<KeyKind, Error> {
+    let parsed = c.parsed.as_ref().map_err(|e| Error::CertInvalid {
+        id: c.id.clone(),
+        reason: e.to_string(),
+    })?;
+    if !c.has_private_key {
+        return Err(Error::NoPrivateKey(c.id.clone()));
+    }
+    match parsed.key.algorithm {
+        cert::KeyAlgorithm::Rsa => Ok(KeyKind::Rsa),
+        cert::KeyAlgorithm::Ec => Ok(KeyKind::Ec),
+        cert::KeyAlgorithm::Sm2 => Err(Error::Unsupported(
+            "SM2 signing through a vendor PKCS#11 mechanism is not supported yet".into(),
+        )),
+        cert::KeyAlgorithm::Other => Err(Error::Unsupported(format!(
+            "key algorithm {}",
+            parsed.key.oid.as_deref().unwrap_or("unknown")
+        ))),
     }
 }
 

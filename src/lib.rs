@@ -4,6 +4,7 @@
 pub mod bridge;
 pub mod cert;
 pub mod cli;
+pub mod cms;
 pub mod config;
 pub mod error;
 pub mod i18n;

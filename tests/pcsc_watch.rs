@@ -360,10 +360,10 @@ fn watcher_tid() -> String {
 /// utime + stime from `stat` (clock ticks, 100 per second on Linux).
 fn thread_cpu(tid: &str) -> Duration {
     let dir = format!("/proc/self/task/{tid}");
-    if let Ok(s) = fs::read_to_string(format!("{dir}/schedstat")) {
-        if let Some(ns) = s.split_whitespace().next().and_then(|v| v.parse().ok()) {
-            return Duration::from_nanos(ns);
-        }
+    if let Ok(s) = fs::read_to_string(format!("{dir}/schedstat"))
+        && let Some(ns) = s.split_whitespace().next().and_then(|v| v.parse().ok())
+    {
+        return Duration::from_nanos(ns);
     }
     let stat = fs::read_to_string(format!("{dir}/stat")).expect("read thread stat");
     // "TID (comm) STATE ..."; utime and stime are fields 14 and 15.

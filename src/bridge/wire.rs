@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use utoipa::ToSchema;
 
 use crate::cert::{Certificate, Name};
 use crate::error::Code;
@@ -13,7 +14,7 @@ use crate::inventory::{CertEntry, Event, Hint, Inventory};
 use crate::token::registry::format_atr;
 use crate::token::{PinState, TokenInfo};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PinDto {
     pub min_len: usize,
     pub max_len: usize,
@@ -52,7 +53,7 @@ impl From<&PinDto> for PinState {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TokenDto {
     pub id: String,
     pub label: String,
@@ -79,7 +80,7 @@ impl From<&TokenInfo> for TokenDto {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct NameDto {
     pub cn: Option<String>,
     pub o: Option<String>,
@@ -108,14 +109,14 @@ impl From<&Name> for NameDto {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct KeyDto {
     pub algorithm: String,
     pub bits: Option<u32>,
     pub curve: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct IdsDto {
     pub uscc: Option<String>,
     pub uscc_valid: Option<bool>,
@@ -129,7 +130,7 @@ pub struct IdsDto {
 /// A certificate as every interface shows it. For an object that does not parse, only
 /// `id`, `token_id`, `label`, `sha256`, `status` (`invalid`), `has_private_key` and
 /// `error` are set.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CertificateDto {
     pub id: String,
     pub token_id: String,
@@ -228,7 +229,7 @@ impl CertificateDto {
 }
 
 /// `certray list --json` and `GET /v1/tokens` + `/v1/certificates` together.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ListDto {
     pub tokens: Vec<TokenDto>,
     pub certificates: Vec<CertificateDto>,
@@ -248,12 +249,12 @@ impl ListDto {
 }
 
 /// `{"error":{…}}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDto {
     pub error: ErrorBody,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     pub code: String,
     pub message: String,
@@ -261,6 +262,9 @@ pub struct ErrorBody {
     /// The token's PIN flags, for PIN errors.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pin: Option<PinDto>,
+    /// PIN attempts left, when the token says (PKCS#11 tokens only give the flags in `pin`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retries_left: Option<u32>,
     /// What exactly failed (a path, a PKCS#11 return value); never contains a secret.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
@@ -274,6 +278,7 @@ impl ErrorDto {
                 message: code.message(lang).into(),
                 hint: code.hint(lang).into(),
                 pin: pin.map(Into::into),
+                retries_left: None,
                 detail,
             },
         }
@@ -281,7 +286,7 @@ impl ErrorDto {
 }
 
 /// `certray sign --json` and the bridge's raw signature answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SignatureDto {
     /// base64
     pub signature: String,
@@ -292,7 +297,7 @@ pub struct SignatureDto {
 
 /// One inventory event: `certray watch --json` prints one per line; the bridge's SSE sends
 /// the same objects with `event` as the SSE event name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum EventDto {
     ReaderAdded {
@@ -399,4 +404,82 @@ pub fn hint_text(h: Hint, lang: Lang) -> &'static str {
             "Known card, but its module is not installed or not loaded: install the vendor's driver or set the module path in the config",
         ),
     }
+}
+
+/// `GET /v1/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StatusDto {
+    pub name: String,
+    pub version: String,
+    pub tokens: usize,
+    pub certificates: usize,
+    /// Whether a desktop UI can ask the user (consent, PIN).
+    pub ui: bool,
+}
+
+/// `GET /v1/tokens`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TokensDto {
+    pub tokens: Vec<TokenDto>,
+}
+
+/// `GET /v1/certificates`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CertificatesDto {
+    pub certificates: Vec<CertificateDto>,
+}
+
+/// `GET /v1/certificates/{id}`: the certificate object plus its PEM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CertificateWithPemDto {
+    #[serde(flatten)]
+    pub certificate: CertificateDto,
+    pub pem: String,
+}
+
+/// `POST /v1/sign`: exactly one of `data` and `digest`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignRequestDto {
+    pub certificate_id: String,
+    /// base64 of the data to sign.
+    #[serde(default)]
+    pub data: Option<String>,
+    /// base64 of a precomputed digest (`raw` format only).
+    #[serde(default)]
+    pub digest: Option<String>,
+    /// sha256 (default), sha1, sha384, sha512.
+    #[serde(default)]
+    pub hash: Option<String>,
+    /// raw (default), cms, cms-detached.
+    #[serde(default)]
+    pub format: Option<String>,
+    /// Only from local programs and `[bridge] page_pin_origins`.
+    #[serde(default)]
+    pub pin: Option<String>,
+}
+
+/// `POST /v1/authenticate`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuthenticateRequestDto {
+    pub certificate_id: String,
+    /// base64 of 32–128 random bytes chosen by the server that checks the proof.
+    pub challenge: String,
+    #[serde(default)]
+    pub pin: Option<String>,
+}
+
+/// The proof of `POST /v1/authenticate`: a signature over SHA-256(origin) ‖ SHA-256(challenge).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AuthenticationDto {
+    /// base64 DER of the certificate.
+    pub certificate: String,
+    /// base64 signature (PKCS#1 v1.5 or DER ECDSA, SHA-256).
+    pub signature: String,
+    pub algorithm: String,
+    /// The origin that was proven: the request's Origin header, or `local`.
+    pub origin: String,
+    /// `certray-auth:1`.
+    pub format: String,
 }

@@ -81,7 +81,7 @@ pub(super) fn decode_string(id: u8, content: &[u8]) -> Option<String> {
         | tag::VIDEOTEX_STRING => std::str::from_utf8(content).ok().map(str::to_owned),
         tag::T61_STRING => Some(content.iter().copied().map(char::from).collect()),
         tag::BMP_STRING => {
-            if content.len() % 2 != 0 {
+            if !content.len().is_multiple_of(2) {
                 return None;
             }
             let units = content
@@ -93,7 +93,7 @@ pub(super) fn decode_string(id: u8, content: &[u8]) -> Option<String> {
                 .ok()
         }
         tag::UNIVERSAL_STRING => {
-            if content.len() % 4 != 0 {
+            if !content.len().is_multiple_of(4) {
                 return None;
             }
             content

@@ -1,7 +1,5 @@
 //! Human output of the CLI, in the user's language.
 
-use base64::Engine as _;
-
 use super::Failure;
 use super::table::Table;
 use crate::bridge::wire::{CertificateDto, EventDto, ListDto, NameDto, TokenDto};
@@ -353,18 +351,6 @@ pub fn certificate(c: &CertificateDto, token: Option<&TokenDto>, lang: Lang) -> 
         t.row(vec![k.to_string(), v]);
     }
     t.render()
-}
-
-/// PEM with 64-column lines.
-pub fn pem(der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut s = String::from("-----BEGIN CERTIFICATE-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        s.push_str(std::str::from_utf8(chunk).unwrap_or_default());
-        s.push('\n');
-    }
-    s.push_str("-----END CERTIFICATE-----\n");
-    s
 }
 
 /// One line per event for `certray watch`, time first.

@@ -134,6 +134,8 @@ enum Input {
     SlotEvent(usize),
     /// Module `i` turned out unable to wait for slot events: poll it.
     NoSlotEvents(usize),
+    /// Rescan the module at this path (after a PIN operation: its PIN flags may have moved).
+    Rescan(std::path::PathBuf),
     Stop,
 }
 
@@ -252,6 +254,23 @@ impl Live {
         &self.failures
     }
 
+    /// Rescan the module that serves `token_id` soon (after a PIN operation, so that a change
+    /// of its PIN flags becomes a `pin-state-changed` event).
+    pub fn refresh(&self, token_id: &str) {
+        if let Some(m) = self.module_for(token_id) {
+            let _ = self.input.send(Input::Rescan(m.path().to_path_buf()));
+        }
+    }
+
+    /// A certificate by its exact id.
+    pub fn certificate(&self, id: &str) -> Option<CertEntry> {
+        self.shared
+            .snapshot()
+            .certificates
+            .into_iter()
+            .find(|c| c.id == id)
+    }
+
     /// The worker of the module that serves `token_id`, for commands.
     pub fn module_for(&self, token_id: &str) -> Option<ModuleHandle> {
         let path = self
@@ -315,6 +334,11 @@ impl Actor {
                 Some(Input::Stop) => break,
                 Some(Input::Pcsc(e)) => self.on_pcsc(e),
                 Some(Input::SlotEvent(i)) => self.rescan(i, false),
+                Some(Input::Rescan(path)) => {
+                    if let Some(i) = self.modules.iter().position(|m| m.handle.path() == path) {
+                        self.rescan(i, false);
+                    }
+                }
                 Some(Input::NoSlotEvents(i)) => {
                     self.modules[i].slot_events = false;
                     polled = self.polled();
@@ -447,10 +471,11 @@ impl Actor {
     /// difference to what the inventory knew of it.
     fn rescan(&mut self, i: usize, card_event: bool) {
         let m = &self.modules[i];
-        if card_event && m.config.reinitialize_on_change {
-            if let Err(e) = m.handle.reinitialize() {
-                tracing::warn!(module = %m.config.path.display(), error = %e, "re-initialisation failed");
-            }
+        if card_event
+            && m.config.reinitialize_on_change
+            && let Err(e) = m.handle.reinitialize()
+        {
+            tracing::warn!(module = %m.config.path.display(), error = %e, "re-initialisation failed");
         }
         let scans = match m.handle.scan() {
             Ok(s) => s,

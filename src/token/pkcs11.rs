@@ -592,8 +592,15 @@ impl Worker {
         let info = self.token_info(slot)?;
         guard(user_pin(&info), force)?;
         let session = self.ctx.open_ro_session(slot).map_err(map_err)?;
-        match session.login(UserType::User, Some(pin)) {
-            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(Login {
+        let mut result = session.login(UserType::User, Some(pin));
+        if let Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) = result {
+            // Still logged in from somewhere (another session of this process): the token did
+            // not check this PIN. Log out and let it check: a wrong PIN must not pass.
+            let _ = session.logout();
+            result = session.login(UserType::User, Some(pin));
+        }
+        match result {
+            Ok(()) => Ok(Login {
                 session,
                 slot,
                 keys: HashMap::new(),

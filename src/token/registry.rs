@@ -42,7 +42,7 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
         .chars()
         .filter(|c| !c.is_whitespace() && *c != ':')
         .collect();
-    if digits.is_empty() || digits.len() % 2 != 0 {
+    if digits.is_empty() || !digits.len().is_multiple_of(2) {
         return Err(format!("`{text}` is not an even number of hex digits"));
     }
     hex::decode(&digits).map_err(|e| format!("`{text}`: {e}"))

@@ -154,7 +154,7 @@ struct EcdsaSigValue<'a> {
 /// `ECDSA-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }`.
 pub fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>, Error> {
     use der::Encode;
-    if raw.is_empty() || raw.len() % 2 != 0 {
+    if raw.is_empty() || !raw.len().is_multiple_of(2) {
         return Err(Error::Other(format!(
             "ECDSA signature of odd length {}",
             raw.len()

@@ -942,10 +942,10 @@ fn ensure_conf() -> bool {
     if current.as_deref() == Some(OCK_CONF_TEXT) {
         return false;
     }
-    if let Some(orig) = &current {
-        if !Path::new(OCK_CONF_BACKUP).exists() {
-            fs::write(OCK_CONF_BACKUP, orig).expect("back up opencryptoki.conf");
-        }
+    if let Some(orig) = &current
+        && !Path::new(OCK_CONF_BACKUP).exists()
+    {
+        fs::write(OCK_CONF_BACKUP, orig).expect("back up opencryptoki.conf");
     }
     fs::create_dir_all("/etc/opencryptoki").expect("mkdir /etc/opencryptoki");
     fs::write(conf, OCK_CONF_TEXT).expect("write opencryptoki.conf");

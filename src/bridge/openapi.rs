@@ -1,0 +1,25 @@
+//! The OpenAPI 3 document of the bridge, generated from the handlers and wire types.
+
+use utoipa::OpenApi;
+
+use super::routes;
+use super::wire;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "certray bridge",
+        description = "证书助手 localhost API for web pages: certificates, signatures, key events."
+    ),
+    paths(
+        routes::status,
+        routes::tokens,
+        routes::certificates,
+        routes::certificate,
+        routes::sign,
+        routes::authenticate,
+        routes::events,
+    ),
+    components(schemas(wire::ErrorDto, wire::ErrorBody, wire::EventDto))
+)]
+pub struct ApiDoc;
