@@ -245,6 +245,7 @@ pub fn main() -> i32 {
     let json = matches!(
         cli.command,
         Command::List { json: true }
+            | Command::Audit { json: true }
             | Command::Show { json: true, .. }
             | Command::Pin(PinCommand::Status { json: true, .. })
     );

@@ -124,11 +124,12 @@ impl App {
         }
     }
 
-    /// Whether a page from `origin` may put the PIN in its request.
+    /// Whether a page from `origin` may put the PIN in its request: local programs, the
+    /// bridge's own check page (certray's code, not a website's), and configured legacy portals.
     pub fn page_pin_allowed(&self, origin: Option<&str>) -> bool {
         match origin {
             None => true,
-            Some(o) => self.config.page_pin_origins.iter().any(|p| p == o),
+            Some(o) => self.own_origins.iter().any(|p| p == o) || self.config.page_pin_origins.iter().any(|p| p == o),
         }
     }
 }
