@@ -11,7 +11,7 @@ CERTRAY_BUILD_PACKAGES=(build-essential pkg-config libpcsclite-dev)
 CERTRAY_DEMO_PACKAGES=(softhsm2 opensc)
 # Everything the tests drive (tests/common/mod.rs says which test needs what).
 CERTRAY_TEST_PACKAGES=(softhsm2 opensc opencryptoki openssl pcscd python3 vsmartcard-vpcd vsmartcard-vpicc
-    python3-pycryptodome pcsc-tools)
+    python3-pycryptodome pcsc-tools python3-venv iproute2)
 
 certray_log() {
     printf '==> %s\n' "$*" >&2
@@ -78,4 +78,17 @@ error: cargo not found. Install Rust with rustup (https://rustup.rs):
 MSG
         exit 1
     fi
+}
+
+# certray_ensure_schemathesis: put schemathesis (PyPI, for the OpenAPI fuzz test) on PATH,
+# installed once into a virtualenv under target/ when it is not there already.
+certray_ensure_schemathesis() {
+    command -v schemathesis >/dev/null 2>&1 && return 0
+    local venv="$CERTRAY_ROOT/target/py"
+    if [ ! -x "$venv/bin/schemathesis" ]; then
+        certray_log "installing schemathesis into $venv"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet 'schemathesis==4.32.5'
+    fi
+    export PATH="$venv/bin:$PATH"
 }

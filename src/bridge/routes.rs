@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Extension, FromRequest, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -41,17 +41,22 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for ApiJson<
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        // In the caller's language, like every other error.
+        let lang = req
+            .extensions()
+            .get::<Caller>()
+            .map_or(crate::i18n::Lang::ZhCn, |c| c.lang);
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(ApiJson(v)),
             Err(JsonRejection::MissingJsonContentType(e)) => {
-                Err(ApiError::new(Code::UnsupportedMediaType, e.body_text()))
+                Err(ApiError::new(Code::UnsupportedMediaType, e.body_text()).lang(lang))
             }
             Err(JsonRejection::BytesRejection(e))
                 if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
             {
-                Err(ApiError::new(Code::PayloadTooLarge, e.body_text()))
+                Err(ApiError::new(Code::PayloadTooLarge, e.body_text()).lang(lang))
             }
-            Err(e) => Err(ApiError::new(Code::BadRequest, e.body_text())),
+            Err(e) => Err(ApiError::new(Code::BadRequest, e.body_text()).lang(lang)),
         }
     }
 }
@@ -108,8 +113,11 @@ pub struct CertificateFilter {
 pub async fn certificates(
     State(app): AppState,
     Extension(caller): Extension<Caller>,
-    Query(f): Query<CertificateFilter>,
+    query: Result<Query<CertificateFilter>, QueryRejection>,
 ) -> Result<Json<CertificatesDto>, ApiError> {
+    // A malformed query (`?uscc=a&uscc=b`) gets the error body, not axum's plain text.
+    let Query(f) =
+        query.map_err(|e| ApiError::new(Code::BadRequest, e.body_text()).lang(caller.lang))?;
     const STATUSES: [&str; 5] = ["valid", "expiring", "expired", "not_yet_valid", "invalid"];
     if let Some(s) = &f.status
         && !STATUSES.contains(&s.as_str())
@@ -155,8 +163,10 @@ pub async fn certificates(
 pub async fn certificate(
     State(app): AppState,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<CertificateWithPemDto>, ApiError> {
+    let Path(id) =
+        path.map_err(|e| ApiError::new(Code::BadRequest, e.body_text()).lang(caller.lang))?;
     let c = app
         .live
         .certificate(&id)
@@ -322,6 +332,7 @@ impl Format {
 }
 
 /// What to sign and how.
+#[derive(Clone)]
 struct Job {
     hash: HashAlg,
     input: SignInput,
@@ -452,28 +463,27 @@ pub async fn sign(
             .map_err(|e| ApiError::new(Code::BadRequest, e.to_string()))?;
         let (cert, kind) = signer(&app, &req.certificate_id)?;
         let operation = format!("{}, {bytes} bytes", format.name());
-        let (auth, remember) = authorize(&app, &caller, &cert, req.pin.clone(), operation).await?;
+        let (auth, remember) = authorize(&app, &caller, &cert, req.pin.clone(), operation.clone()).await?;
         let job = Job {
             hash,
             input,
             format,
         };
-        let signature = match auth {
+        let (signature, remember) = match auth {
             Auth::Session => {
-                match run_signature(&app, &caller, &cert, kind, Auth::Session, job).await {
-                    // The kept login is gone (the key was re-inserted): forget the grant.
+                match run_signature(&app, &caller, &cert, kind, Auth::Session, job.clone()).await {
+                    // The kept login is gone (a wrong PIN ended it, or the key was
+                    // re-inserted): forget the grant and ask again.
                     Err(e) if e.code == Code::PinRequired => {
                         let grant = (caller.name().to_string(), cert.id.clone());
-                        app.remembered
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .remove(&grant);
-                        return Err(e);
+                        app.remembered.lock().unwrap_or_else(|p| p.into_inner()).remove(&grant);
+                        let (auth, remember) = authorize(&app, &caller, &cert, None, operation).await?;
+                        (run_signature(&app, &caller, &cert, kind, auth, job).await?, remember)
                     }
-                    r => r?,
+                    r => (r?, false),
                 }
             }
-            auth => run_signature(&app, &caller, &cert, kind, auth, job).await?,
+            auth => (run_signature(&app, &caller, &cert, kind, auth, job).await?, remember),
         };
         if remember {
             app.remembered
@@ -608,6 +618,17 @@ pub async fn events(State(app): AppState, Extension(caller): Extension<Caller>) 
 pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     use utoipa::OpenApi as _;
     Json(ApiDoc::openapi())
+}
+
+/// A method an endpoint does not have (GET on `/v1/sign`): 405 with the error body.
+pub async fn method_not_allowed(Extension(caller): Extension<Caller>) -> Response {
+    let body = ErrorDto::new(
+        Code::BadRequest,
+        caller.lang,
+        None,
+        Some("method not allowed".into()),
+    );
+    (StatusCode::METHOD_NOT_ALLOWED, Json(body)).into_response()
 }
 
 /// Anything else.

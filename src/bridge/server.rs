@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::connect_info::MockConnectInfo;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -107,6 +108,8 @@ impl App {
     async fn origin_allowed(&self, origin: &str) -> bool {
         if self.own_origins.iter().any(|o| o == origin)
             || self.config.allowed_origins.iter().any(|o| o == origin)
+            // A legacy portal the administrator lets send PINs may certainly call.
+            || self.config.page_pin_origins.iter().any(|o| o == origin)
             || self.consents.is_approved(origin)
         {
             return true;
@@ -129,7 +132,10 @@ impl App {
     pub fn page_pin_allowed(&self, origin: Option<&str>) -> bool {
         match origin {
             None => true,
-            Some(o) => self.own_origins.iter().any(|p| p == o) || self.config.page_pin_origins.iter().any(|p| p == o),
+            Some(o) => {
+                self.own_origins.iter().any(|p| p == o)
+                    || self.config.page_pin_origins.iter().any(|p| p == o)
+            }
         }
     }
 }
@@ -163,7 +169,14 @@ async fn guard(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Res
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0);
+        .map(|c| c.0)
+        // Router tests set the peer with axum's `MockConnectInfo`, as the `ConnectInfo`
+        // extractor accepts; only code can add it, and a real server's `ConnectInfo` wins.
+        .or_else(|| {
+            req.extensions()
+                .get::<MockConnectInfo<SocketAddr>>()
+                .map(|m| m.0)
+        });
     if !peer.is_some_and(|p| p.ip().is_loopback()) {
         tracing::warn!(?peer, "refused a non-loopback peer");
         return refuse(Code::HostNotAllowed, "the bridge serves this computer only");
@@ -299,6 +312,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/events", get(routes::events))
         .merge(limited)
         .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(app.clone(), guard))
         .with_state(app)

@@ -35,6 +35,7 @@
 
 #![allow(dead_code)]
 
+pub mod bridge;
 pub mod pcsc;
 
 use std::ffi::{OsStr, OsString};
