@@ -11,7 +11,7 @@ CERTRAY_BUILD_PACKAGES=(build-essential pkg-config libpcsclite-dev)
 CERTRAY_DEMO_PACKAGES=(softhsm2 opensc)
 # Everything the tests drive (tests/common/mod.rs says which test needs what).
 CERTRAY_TEST_PACKAGES=(softhsm2 opensc opencryptoki openssl pcscd python3 vsmartcard-vpcd vsmartcard-vpicc
-    python3-pycryptodome pcsc-tools python3-venv iproute2)
+    python3-pycryptodome pcsc-tools python3-venv iproute2 chromium fonts-noto-cjk)
 
 certray_log() {
     printf '==> %s\n' "$*" >&2
@@ -91,4 +91,13 @@ certray_ensure_schemathesis() {
         "$venv/bin/pip" install --quiet 'schemathesis==4.32.5'
     fi
     export PATH="$venv/bin:$PATH"
+}
+
+# certray_ensure_node: Node.js 20+ and npm for the browser test (playwright-core drives
+# Debian's chromium). A machine that has node already keeps it (Debian's npm package
+# conflicts with NodeSource's nodejs); otherwise Debian's are installed.
+certray_ensure_node() {
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        certray_ensure_packages nodejs npm
+    fi
 }

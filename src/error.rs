@@ -196,8 +196,8 @@ impl Code {
                 "Enter and confirm the new PIN again",
             ),
             Code::PinRequired => (
-                "请输入密钥的用户密码（PIN）；在脚本中可用 --pin-stdin 从标准输入读取",
-                "Enter the token's user PIN; scripts can pass it on standard input with --pin-stdin",
+                "需要密钥的用户密码（PIN）：请在证书助手的密码对话框中输入；命令行可用 --pin-stdin 从标准输入读取",
+                "The token's user PIN is needed: enter it in certray's PIN dialog; on the command line, --pin-stdin reads it from standard input",
             ),
             Code::TokenRemoved => ("请重新插入密钥后重试", "Insert the token again and retry"),
             Code::UnsupportedAlgorithm => (

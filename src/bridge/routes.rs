@@ -61,9 +61,19 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for ApiJson<
     }
 }
 
-/// `GET /` — the check page (证书检测).
-pub async fn check_page() -> Html<&'static str> {
-    Html(include_str!("../../assets/check.html"))
+/// `GET /` — the check page (证书检测). It may send a PIN, so no other site may frame it.
+pub async fn check_page() -> Response {
+    (
+        [
+            (
+                axum::http::header::CONTENT_SECURITY_POLICY,
+                "frame-ancestors 'none'",
+            ),
+            (axum::http::header::X_FRAME_OPTIONS, "DENY"),
+        ],
+        Html(include_str!("../../assets/check.html")),
+    )
+        .into_response()
 }
 
 /// Service status.
@@ -463,7 +473,8 @@ pub async fn sign(
             .map_err(|e| ApiError::new(Code::BadRequest, e.to_string()))?;
         let (cert, kind) = signer(&app, &req.certificate_id)?;
         let operation = format!("{}, {bytes} bytes", format.name());
-        let (auth, remember) = authorize(&app, &caller, &cert, req.pin.clone(), operation.clone()).await?;
+        let (auth, remember) =
+            authorize(&app, &caller, &cert, req.pin.clone(), operation.clone()).await?;
         let job = Job {
             hash,
             input,
@@ -476,14 +487,24 @@ pub async fn sign(
                     // re-inserted): forget the grant and ask again.
                     Err(e) if e.code == Code::PinRequired => {
                         let grant = (caller.name().to_string(), cert.id.clone());
-                        app.remembered.lock().unwrap_or_else(|p| p.into_inner()).remove(&grant);
-                        let (auth, remember) = authorize(&app, &caller, &cert, None, operation).await?;
-                        (run_signature(&app, &caller, &cert, kind, auth, job).await?, remember)
+                        app.remembered
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&grant);
+                        let (auth, remember) =
+                            authorize(&app, &caller, &cert, None, operation).await?;
+                        (
+                            run_signature(&app, &caller, &cert, kind, auth, job).await?,
+                            remember,
+                        )
                     }
                     r => (r?, false),
                 }
             }
-            auth => (run_signature(&app, &caller, &cert, kind, auth, job).await?, remember),
+            auth => (
+                run_signature(&app, &caller, &cert, kind, auth, job).await?,
+                remember,
+            ),
         };
         if remember {
             app.remembered
@@ -589,6 +610,10 @@ pub async fn events(State(app): AppState, Extension(caller): Extension<Caller>) 
     let (_, sub) = app.live.subscribe();
     let days = app.warning_days;
     let lang = caller.lang;
+    let mut stopping = app.stopping.subscribe();
+    let stopped = async move {
+        let _ = stopping.wait_for(|s| *s).await;
+    };
     let stream = futures_util::stream::unfold((sub, permit), move |(mut sub, permit)| async move {
         let dto = match sub.recv().await {
             Update::Event(e) => EventDto::new(&e, OffsetDateTime::now_utc(), days, lang),
@@ -609,6 +634,9 @@ pub async fn events(State(app): AppState, Extension(caller): Extension<Caller>) 
             .unwrap_or_default();
         Some((Ok::<_, Infallible>(event), (sub, permit)))
     });
+    // An open stream must not keep the daemon from stopping.
+    use futures_util::StreamExt as _;
+    let stream = stream.take_until(stopped);
     Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
         .into_response()

@@ -64,6 +64,8 @@ pub struct App {
     /// Origins with a PIN prompt open: one at a time per origin.
     pub prompting: Mutex<HashSet<String>>,
     pub event_streams: Arc<tokio::sync::Semaphore>,
+    /// Set when the server begins to stop: event streams end then.
+    pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
 /// How to build the bridge.
@@ -101,6 +103,7 @@ impl App {
             remembered: Mutex::new(HashSet::new()),
             prompting: Mutex::new(HashSet::new()),
             event_streams: Arc::new(tokio::sync::Semaphore::new(EVENT_STREAMS)),
+            stopping: tokio::sync::watch::Sender::new(false),
         })
     }
 
@@ -335,7 +338,13 @@ pub async fn serve(
     app: Arc<App>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let stopping = app.stopping.clone();
     let service = router(app).into_make_service_with_connect_info::<SocketAddr>();
+    let shutdown = async move {
+        shutdown.await;
+        // End the event streams, or an open browser tab would keep the daemon running.
+        stopping.send_replace(true);
+    };
     axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await
