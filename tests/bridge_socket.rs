@@ -596,7 +596,10 @@ fn a_page_pin_origin_is_also_an_allowed_origin() {
     r.expect(200);
     assert_eq!(r.header("access-control-allow-origin"), Some(LEGACY));
     // And a third origin still is not.
-    let r = fx.sign(Some("http://other.localhost:8127"), fx.sign_body(&fx.rsa, DATA.as_bytes(), PIN));
+    let r = fx.sign(
+        Some("http://other.localhost:8127"),
+        fx.sign_body(&fx.rsa, DATA.as_bytes(), PIN),
+    );
     r.expect_error(403, "ORIGIN_NOT_ALLOWED");
 }
 
