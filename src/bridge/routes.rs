@@ -367,43 +367,41 @@ async fn run_signature(
         .live
         .module_for(&cert.token_id)
         .ok_or_else(|| ApiError::code(Code::TokenRemoved))?;
-    let (token_id, key_id, der) = (cert.token_id.clone(), cert.key_id.clone(), cert.der.clone());
     let pin_used = matches!(auth, Auth::Pin { .. });
-    let result = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, Failure> {
-        let sign = |input: SignInput, auth: Auth| {
-            module.sign(SignRequest {
-                token_id: token_id.clone(),
-                key_id: key_id.clone(),
-                hash,
-                input,
-                auth,
-            })
-        };
+    // The worker's reply is awaited, not blocked on: no thread hand-over beyond the worker's.
+    let sign = |input: SignInput, auth: Auth| {
+        module.sign_async(SignRequest {
+            token_id: cert.token_id.clone(),
+            key_id: cert.key_id.clone(),
+            hash,
+            input,
+            auth,
+        })
+    };
+    let result: Result<Vec<u8>, Failure> = async {
         match (format, input) {
-            (Format::Raw, input) => Ok(sign(input, auth)?.bytes),
+            (Format::Raw, input) => Ok(sign(input, auth).await?.bytes),
             (Format::Cms { detached }, SignInput::Data(content)) => {
-                let req = crate::cms::CmsRequest {
-                    certificate_der: &der,
+                let prepared = crate::cms::Prepared::new(&crate::cms::CmsRequest {
+                    certificate_der: &cert.der,
                     content: &content,
                     detached,
                     hash,
                     key: kind,
                     signing_time: OffsetDateTime::now_utc(),
-                };
-                crate::cms::signed_data(&req, |digest: &[u8]| -> Result<Vec<u8>, Failure> {
-                    Ok(sign(SignInput::Digest(digest.to_vec()), auth)?.bytes)
-                })
+                })?;
+                let signature = sign(SignInput::Digest(prepared.digest().to_vec()), auth).await?;
+                Ok(prepared.finish(signature.bytes)?)
             }
             (Format::Cms { .. }, SignInput::Digest(_)) => Err(Failure::Token(
                 crate::token::Error::Other("CMS needs the data, not a digest".into()),
             )),
         }
-    })
-    .await
-    .map_err(|e| ApiError::new(Code::Internal, e.to_string()))?;
+    }
+    .await;
     if pin_used {
         // Its PIN flags may have moved: subscribers hear of it.
-        app.live.refresh(&cert.token_id);
+        app.live.check_pin(&cert.token_id);
     }
     result.map_err(|f| ApiError::from(f).lang(caller.lang))
 }

@@ -53,12 +53,13 @@ impl Snapshot {
 
 /// What a subscriber receives.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // one short-lived value per event; boxing would add an allocation each
 pub enum Update {
     Event(Event),
     /// The subscriber fell behind and `missed` events are gone: start again from `snapshot`.
     Lagged {
         missed: u64,
-        snapshot: Snapshot,
+        snapshot: Arc<Snapshot>,
     },
     /// The inventory has stopped.
     Closed,
@@ -96,19 +97,25 @@ impl Subscription {
 }
 
 struct Shared {
-    state: RwLock<Snapshot>,
+    /// Replaced, never changed in place: a snapshot is an `Arc` clone, cheap on hot paths.
+    state: RwLock<Arc<Snapshot>>,
     events: broadcast::Sender<Event>,
 }
 
 impl Shared {
-    fn snapshot(&self) -> Snapshot {
+    fn snapshot(&self) -> Arc<Snapshot> {
         self.state.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Change the state and send the events that describe the change, under one lock.
     fn publish(&self, change: impl FnOnce(&mut Snapshot) -> Vec<Event>) {
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-        for e in change(&mut state) {
+        let mut next = Snapshot::clone(&state);
+        let events = change(&mut next);
+        if !events.is_empty() {
+            *state = Arc::new(next);
+        }
+        for e in events {
             tracing::debug!(event = e.name(), "inventory event");
             // No subscriber is not an error.
             let _ = self.events.send(e);
@@ -134,8 +141,8 @@ enum Input {
     SlotEvent(usize),
     /// Module `i` turned out unable to wait for slot events: poll it.
     NoSlotEvents(usize),
-    /// Rescan the module at this path (after a PIN operation: its PIN flags may have moved).
-    Rescan(std::path::PathBuf),
+    /// Read a token's PIN flags again (after a PIN was used: they may have moved).
+    PinCheck(String),
     Stop,
 }
 
@@ -189,7 +196,7 @@ impl Live {
         }
         let (events, _) = broadcast::channel(CAPACITY);
         let shared = Arc::new(Shared {
-            state: RwLock::new(Snapshot::default()),
+            state: RwLock::new(Arc::new(Snapshot::default())),
             events,
         });
         let poll = Duration::from_millis(config.pkcs11.poll_interval_ms);
@@ -232,12 +239,12 @@ impl Live {
     }
 
     /// The state now.
-    pub fn snapshot(&self) -> Snapshot {
+    pub fn snapshot(&self) -> Arc<Snapshot> {
         self.shared.snapshot()
     }
 
     /// The state now and every change after it, with nothing lost in between.
-    pub fn subscribe(&self) -> (Snapshot, Subscription) {
+    pub fn subscribe(&self) -> (Arc<Snapshot>, Subscription) {
         let state = self.shared.state.read().unwrap_or_else(|e| e.into_inner());
         let rx = self.shared.events.subscribe();
         (
@@ -254,12 +261,10 @@ impl Live {
         &self.failures
     }
 
-    /// Rescan the module that serves `token_id` soon (after a PIN operation, so that a change
-    /// of its PIN flags becomes a `pin-state-changed` event).
-    pub fn refresh(&self, token_id: &str) {
-        if let Some(m) = self.module_for(token_id) {
-            let _ = self.input.send(Input::Rescan(m.path().to_path_buf()));
-        }
+    /// Read a token's PIN flags again soon (after a PIN was used), publishing
+    /// `pin-state-changed` when they moved. Cheaper than a rescan: one C_GetTokenInfo.
+    pub fn check_pin(&self, token_id: &str) {
+        let _ = self.input.send(Input::PinCheck(token_id.to_string()));
     }
 
     /// A certificate by its exact id.
@@ -267,20 +272,19 @@ impl Live {
         self.shared
             .snapshot()
             .certificates
-            .into_iter()
+            .iter()
             .find(|c| c.id == id)
+            .cloned()
     }
 
     /// The worker of the module that serves `token_id`, for commands.
     pub fn module_for(&self, token_id: &str) -> Option<ModuleHandle> {
-        let path = self
-            .shared
-            .snapshot()
-            .tokens
-            .into_iter()
-            .find(|t| t.id == token_id)?
-            .module;
-        self.modules.iter().find(|m| m.path() == path).cloned()
+        let snapshot = self.shared.snapshot();
+        let token = snapshot.tokens.iter().find(|t| t.id == token_id)?;
+        self.modules
+            .iter()
+            .find(|m| m.path() == token.module)
+            .cloned()
     }
 }
 
@@ -334,11 +338,7 @@ impl Actor {
                 Some(Input::Stop) => break,
                 Some(Input::Pcsc(e)) => self.on_pcsc(e),
                 Some(Input::SlotEvent(i)) => self.rescan(i, false),
-                Some(Input::Rescan(path)) => {
-                    if let Some(i) = self.modules.iter().position(|m| m.handle.path() == path) {
-                        self.rescan(i, false);
-                    }
-                }
+                Some(Input::PinCheck(token_id)) => self.check_pin(&token_id),
                 Some(Input::NoSlotEvents(i)) => {
                     self.modules[i].slot_events = false;
                     polled = self.polled();
@@ -450,13 +450,42 @@ impl Actor {
         }
     }
 
+    fn check_pin(&mut self, token_id: &str) {
+        let snapshot = self.shared.snapshot();
+        let Some(token) = snapshot.tokens.iter().find(|t| t.id == token_id) else {
+            return;
+        };
+        let Some(m) = self
+            .modules
+            .iter()
+            .find(|m| m.handle.path() == token.module)
+        else {
+            return;
+        };
+        match m.handle.pin_state(token_id) {
+            Ok(pin) if pin != token.pin => self.shared.publish(|s| {
+                match s.tokens.iter_mut().find(|t| t.id == token_id) {
+                    Some(t) => t.pin = pin,
+                    None => return Vec::new(),
+                }
+                vec![Event::PinStateChanged {
+                    token_id: token_id.to_string(),
+                    pin,
+                }]
+            }),
+            Ok(_) => {}
+            Err(e) => tracing::debug!(token = token_id, error = %e, "PIN state not read"),
+        }
+    }
+
     fn reader_atr(&self, reader: &str) -> Option<Vec<u8>> {
         self.shared
             .snapshot()
             .readers
-            .into_iter()
+            .iter()
             .find(|r| r.name == reader)?
             .atr
+            .clone()
     }
 
     /// A card came or went: rescan the modules that may serve it, right away.
@@ -629,7 +658,7 @@ mod tests {
     fn a_lagging_subscriber_is_told_and_gets_a_snapshot() {
         let (events, _) = broadcast::channel(2);
         let shared = Arc::new(Shared {
-            state: RwLock::new(Snapshot::default()),
+            state: RwLock::new(Arc::new(Snapshot::default())),
             events,
         });
         let mut sub = Subscription {

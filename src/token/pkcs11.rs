@@ -232,6 +232,15 @@ impl ModuleHandle {
         self.call(|r| Request::Sign(req, r))
     }
 
+    /// [`ModuleHandle::sign`] for async callers: the reply is awaited, no thread blocks.
+    pub async fn sign_async(&self, req: SignRequest) -> Result<Signature, Error> {
+        let (reply, rx) = oneshot::channel();
+        let tx = self.worker.tx.as_ref().ok_or(Error::WorkerGone)?;
+        tx.send(Request::Sign(req, reply))
+            .map_err(|_| Error::WorkerGone)?;
+        rx.await.map_err(|_| Error::WorkerGone)?
+    }
+
     /// Drop a login kept by [`Auth::Pin`] with `remember`.
     pub fn logout(&self, token_id: &str) -> Result<(), Error> {
         self.call(|r| Request::Logout(token_id.to_string(), r))

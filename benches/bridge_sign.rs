@@ -1,0 +1,471 @@
+//! `POST /v1/sign` (raw RSA-2048, SHA-256, 1 KiB of data) through the localhost bridge over
+//! HTTP, against the same signature asked of the token worker in-process: medians of
+//! alternating batches and their ratio, measured in one run. Target: HTTP ≤ 1.15 × in-process.
+//!
+//! The bridge runs in this process (axum on a 2-thread tokio runtime, as `certray run` builds
+//! it) on 127.0.0.1:0, over a SoftHSM demo token in a temp dir; the client is a minimal
+//! HTTP/1.1 client on one keep-alive `TcpStream`, as a local program (no `Origin` header).
+//!
+//! Two comparisons, each doing the same token work both ways:
+//! - **PIN in each request** (the target): a local program may put the PIN in the body, and
+//!   the bridge then logs in for that request only (C_Login + C_Sign + C_Logout, then it asks
+//!   the inventory to read the token's PIN flags again, since they may have moved). The in-process
+//!   side is `ModuleHandle::sign` with `Auth::Pin { remember: false }`: the same three calls.
+//! - **kept login**: C_Sign alone both ways. In-process: `Auth::Session` after one
+//!   `remember: true` login, like `benches/token_sign.rs`. Over HTTP: a request without PIN
+//!   whose grant the PIN dialog remembered (a stand-in dialog here answers the demo PIN with
+//!   "remember"; the headless daemon has no dialog, so it offers only the first comparison).
+//!
+//! Then a breakdown of the HTTP side's extra time: in-process followed by the PIN-flag read the
+//! bridge queues after a PIN request, the kept-login call handed over through tokio's
+//! awaited on the tokio runtime as the handler does, and round trips that never reach the token.
+//!
+//! `cargo bench --bench bridge_sign` runs it in full; without `--bench` (as `cargo test
+//! --all-targets` runs it) it makes a few signatures only, to show it still works.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use certray::bridge::{App, BridgeOptions, ConsentAnswer, PinAnswer, PinRequest, Prompt, serve};
+use certray::config::Config;
+use certray::inventory::{Live, LiveOptions};
+use certray::token::demo;
+use certray::token::pkcs11::{Auth, ModuleHandle, SignRequest};
+use certray::token::sign::{HashAlg, SignInput};
+use futures_util::future::BoxFuture;
+use secrecy::SecretString;
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// The desktop PIN dialog's stand-in: answers the demo PIN and ticks "remember", so that
+/// later requests of the same caller and certificate sign on the kept login.
+struct RememberingDialog;
+
+impl Prompt for RememberingDialog {
+    fn consent<'a>(&'a self, _origin: &'a str) -> BoxFuture<'a, ConsentAnswer> {
+        Box::pin(async { ConsentAnswer::Deny })
+    }
+
+    fn pin(&self, _request: PinRequest) -> BoxFuture<'_, PinAnswer> {
+        Box::pin(async {
+            PinAnswer::Pin {
+                pin: SecretString::from(demo::PIN),
+                remember: true,
+            }
+        })
+    }
+
+    fn available(&self) -> bool {
+        true
+    }
+}
+
+/// HTTP/1.1 on one keep-alive connection: just enough for the bridge's JSON answers.
+struct Client {
+    reader: BufReader<TcpStream>,
+    host: String,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect to the bridge");
+        stream.set_nodelay(true).expect("TCP_NODELAY");
+        // Bounded: a bridge that stops answering fails the run instead of hanging it.
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("read timeout");
+        Client {
+            reader: BufReader::new(stream),
+            host: addr.to_string(),
+            buf: Vec::with_capacity(4096),
+        }
+    }
+
+    /// POST a JSON body; the status and the body of the answer.
+    fn post_json(&mut self, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+        self.buf.clear();
+        write!(
+            self.buf,
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            self.host,
+            body.len()
+        )
+        .expect("format request");
+        self.buf.extend_from_slice(body);
+        // One write: the request leaves in as few segments as the kernel makes.
+        self.reader
+            .get_mut()
+            .write_all(&self.buf)
+            .expect("send request");
+        self.read_response()
+    }
+
+    /// GET; the status and the body of the answer.
+    fn get(&mut self, path: &str) -> (u16, Vec<u8>) {
+        self.buf.clear();
+        write!(
+            self.buf,
+            "GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n",
+            self.host
+        )
+        .expect("format request");
+        self.reader
+            .get_mut()
+            .write_all(&self.buf)
+            .expect("send request");
+        self.read_response()
+    }
+
+    fn read_line(&mut self) -> String {
+        let mut line = String::new();
+        let n = self.reader.read_line(&mut line).expect("read answer");
+        assert!(n > 0, "the bridge closed the connection");
+        line.truncate(line.trim_end_matches(['\r', '\n']).len());
+        line
+    }
+
+    fn read_response(&mut self) -> (u16, Vec<u8>) {
+        let status_line = self.read_line();
+        let status: u16 = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("bad status line `{status_line}`"));
+        let mut length = None;
+        let mut chunked = false;
+        loop {
+            let line = self.read_line();
+            if line.is_empty() {
+                break;
+            }
+            let (name, value) = line.split_once(':').expect("header line");
+            let value = value.trim();
+            if name.eq_ignore_ascii_case("content-length") {
+                length = Some(value.parse::<usize>().expect("Content-Length"));
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                chunked = value.eq_ignore_ascii_case("chunked");
+            } else if name.eq_ignore_ascii_case("connection") {
+                assert!(
+                    !value.eq_ignore_ascii_case("close"),
+                    "the bridge closes the connection: no keep-alive"
+                );
+            }
+        }
+        let mut body = Vec::new();
+        if chunked {
+            loop {
+                let size = self.read_line();
+                let size = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16)
+                    .expect("chunk size");
+                if size == 0 {
+                    while !self.read_line().is_empty() {}
+                    break;
+                }
+                let start = body.len();
+                body.resize(start + size, 0);
+                self.reader.read_exact(&mut body[start..]).expect("chunk");
+                let mut crlf = [0u8; 2];
+                self.reader.read_exact(&mut crlf).expect("chunk end");
+            }
+        } else {
+            body.resize(length.expect("an answer without Content-Length"), 0);
+            self.reader.read_exact(&mut body).expect("answer body");
+        }
+        (status, body)
+    }
+}
+
+/// The signature of a 200 answer of `/v1/sign`, or a panic naming the error.
+fn signature_of(status: u16, body: &[u8]) -> Vec<u8> {
+    let v: serde_json::Value = serde_json::from_slice(body).expect("JSON answer");
+    assert_eq!(status, 200, "POST /v1/sign: {v}");
+    B64.decode(v["signature"].as_str().expect("signature"))
+        .expect("base64 signature")
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let (rounds, per_round) = if full { (50, 10) } else { (2, 3) };
+    assert!(
+        std::path::Path::new(demo::SOFTHSM_MODULE).exists(),
+        "SoftHSM2 not found at {}: apt-get install softhsm2",
+        demo::SOFTHSM_MODULE
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Sets SOFTHSM2_CONF for this process; no other thread exists yet.
+    let token = demo::ensure(&dir.path().join("demo"), false).expect("demo token");
+    let config_path = dir.path().join("config.toml");
+    let config = Config::from_toml(
+        &format!(
+            "[pkcs11]\nmodules = [\"{}\"]\nuse_defaults = false\n\n[bridge]\nlisten = \"127.0.0.1:0\"\n",
+            token.module.display()
+        ),
+        &config_path,
+    )
+    .expect("config");
+
+    // The inventory and its module worker, as `certray run` starts them (no PC/SC watcher:
+    // SoftHSM has no reader).
+    let live = Arc::new(Live::start(&config, LiveOptions { pcsc: false }).expect("inventory"));
+    assert!(
+        live.failures().is_empty(),
+        "SoftHSM did not load: {:?}",
+        live.failures()[0]
+    );
+    let cert = live
+        .snapshot()
+        .certificates
+        .iter()
+        .find(|c| c.has_private_key && c.key_id == [1u8]) // the demo token's RSA-2048 key
+        .cloned()
+        .expect("the demo RSA certificate");
+    let module: ModuleHandle = live.module_for(&cert.token_id).expect("its module worker");
+
+    // The bridge, on the same runtime shape as `certray run` (two worker threads).
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local address");
+    let app = App::new(
+        live.clone(),
+        BridgeOptions {
+            config: config.bridge.clone(),
+            port: addr.port(),
+            prompt: Arc::new(RememberingDialog),
+            // The audit log is written on every signature, as the daemon does.
+            state_dir: Some(dir.path().join("state")),
+            warning_days: config.alerts.expiry_warning_days,
+        },
+    );
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = runtime.spawn(serve(listener, app, async {
+        let _ = stop_rx.await;
+    }));
+
+    let data = vec![0x5au8; 1024];
+    let data_b64 = B64.encode(&data);
+    let body_pin = serde_json::to_vec(&serde_json::json!({
+        "certificate_id": cert.id,
+        "data": data_b64,
+        "hash": "sha256",
+        "format": "raw",
+        "pin": demo::PIN,
+    }))
+    .expect("request body");
+    let body_kept = serde_json::to_vec(&serde_json::json!({
+        "certificate_id": cert.id,
+        "data": data_b64,
+        "hash": "sha256",
+        "format": "raw",
+    }))
+    .expect("request body");
+    let req = |auth| SignRequest {
+        token_id: cert.token_id.clone(),
+        key_id: cert.key_id.clone(),
+        hash: HashAlg::Sha256,
+        input: SignInput::Data(data.clone()),
+        auth,
+    };
+    let pin_once = || Auth::Pin {
+        pin: SecretString::from(demo::PIN),
+        force: false,
+        remember: false,
+    };
+
+    // Between batches: let a PIN-flag read that a PIN request queued finish (the worker answers in
+    // order), so that no batch pays for the one before it.
+    let settle = || {
+        std::thread::sleep(Duration::from_millis(5));
+        let _ = module.logout("t-none");
+    };
+
+    let mut client = Client::connect(addr);
+    // Warm both paths (and check that they sign the same: PKCS#1 v1.5 is deterministic).
+    let (status, body) = client.post_json("/v1/sign", &body_pin);
+    let over_http = signature_of(status, &body);
+    let in_process = module.sign(req(pin_once())).expect("in-process signature");
+    assert_eq!(over_http.len(), 256);
+    assert_eq!(
+        over_http, in_process.bytes,
+        "HTTP and in-process signatures differ"
+    );
+
+    // 1. PIN in each request: C_Login + C_Sign + C_Logout both ways, batches taking turns.
+    let mut http_pin = Vec::new();
+    let mut inproc_pin = Vec::new();
+    // And, for the breakdown, in-process followed by the PIN-flag read that the bridge asks of the
+    // inventory after a request with a PIN (`Live::refresh`): what the next request waits for.
+    let mut refresh_pin = Vec::new();
+    for _ in 0..rounds {
+        for _ in 0..per_round {
+            let t = Instant::now();
+            let (status, body) = client.post_json("/v1/sign", &body_pin);
+            http_pin.push(t.elapsed());
+            assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        }
+        settle();
+        for _ in 0..per_round {
+            let r = req(pin_once()); // building the request is the caller's, not the worker's
+            let t = Instant::now();
+            let sig = module.sign(r).expect("in-process C_Login + C_Sign");
+            inproc_pin.push(t.elapsed());
+            assert_eq!(sig.bytes.len(), 256);
+        }
+        settle();
+        for _ in 0..per_round {
+            let r = req(pin_once());
+            let t = Instant::now();
+            let sig = module.sign(r).expect("in-process C_Login + C_Sign");
+            live.check_pin(&cert.token_id);
+            refresh_pin.push(t.elapsed());
+            assert_eq!(sig.bytes.len(), 256);
+        }
+        settle();
+    }
+
+    // 2. Kept login: C_Sign only both ways. The first request without a PIN asks the
+    // (stand-in) dialog, which logs in and keeps the login and the grant.
+    let (status, body) = client.post_json("/v1/sign", &body_kept);
+    signature_of(status, &body);
+    let mut http_kept = Vec::new();
+    let mut inproc_kept = Vec::new();
+    // And, for the breakdown, the same call awaited on the tokio runtime, as the bridge's
+    // handler does (ModuleHandle::sign_async), without HTTP.
+    let mut pool_kept = Vec::new();
+    let handle = runtime.handle().clone();
+    for _ in 0..rounds {
+        for _ in 0..per_round {
+            let t = Instant::now();
+            let (status, body) = client.post_json("/v1/sign", &body_kept);
+            http_kept.push(t.elapsed());
+            assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        }
+        settle();
+        for _ in 0..per_round {
+            let r = req(Auth::Session);
+            let t = Instant::now();
+            let sig = module.sign(r).expect("in-process C_Sign on the kept login");
+            inproc_kept.push(t.elapsed());
+            assert_eq!(sig.bytes.len(), 256);
+        }
+        settle();
+        for _ in 0..per_round {
+            let (m, r) = (module.clone(), req(Auth::Session));
+            let t = Instant::now();
+            let sig = handle
+                .block_on(m.sign_async(r))
+                .expect("C_Sign awaited on the runtime");
+            pool_kept.push(t.elapsed());
+            assert_eq!(sig.bytes.len(), 256);
+        }
+        settle();
+    }
+
+    // 3. Where the HTTP side's extra time goes, without the token: the bare round trip
+    // (`GET /v1/status`), a sign request refused before the token (unknown certificate: the
+    // body parsed, the data decoded and hashed, the audit line written), and the PIN-flag
+    // read that the bridge asks of the module worker after each request with a PIN.
+    let n = rounds * per_round;
+    let body_unknown = serde_json::to_vec(&serde_json::json!({
+        "certificate_id": "c-0000000000000000",
+        "data": data_b64,
+        "hash": "sha256",
+        "format": "raw",
+        "pin": demo::PIN,
+    }))
+    .expect("request body");
+    let mut status_rt = Vec::new();
+    let mut refused_rt = Vec::new();
+    let mut pin_reads = Vec::new();
+    for _ in 0..n {
+        let t = Instant::now();
+        let (status, _) = client.get("/v1/status");
+        status_rt.push(t.elapsed());
+        assert_eq!(status, 200);
+        let t = Instant::now();
+        let (status, _) = client.post_json("/v1/sign", &body_unknown);
+        refused_rt.push(t.elapsed());
+        assert_eq!(status, 404);
+        let t = Instant::now();
+        module.pin_state(&cert.token_id).expect("PIN state");
+        pin_reads.push(t.elapsed());
+    }
+
+    drop(client);
+    let _ = stop_tx.send(());
+    runtime
+        .block_on(server)
+        .expect("server task")
+        .expect("serve");
+    drop(runtime);
+
+    let (hp, ip) = (median(&mut http_pin), median(&mut inproc_pin));
+    let (hk, ik) = (median(&mut http_kept), median(&mut inproc_kept));
+    let pk = median(&mut pool_kept);
+    let rp = median(&mut refresh_pin);
+    let ratio_pin = hp.as_secs_f64() / ip.as_secs_f64();
+    let ratio_kept = hk.as_secs_f64() / ik.as_secs_f64();
+    println!(
+        "bridge_sign: RSA-2048 raw signature (CKM_SHA256_RSA_PKCS, 1 KiB) on SoftHSM, POST /v1/sign over keep-alive HTTP/1.1 vs ModuleHandle::sign in-process, {} each way per comparison, batches of {per_round} alternating",
+        http_pin.len()
+    );
+    println!(
+        "  PIN in each request (C_Login+C_Sign+C_Logout both ways)  in-process median {:>8.1} µs   HTTP median {:>8.1} µs   ratio {ratio_pin:.3} (target ≤ 1.15) {}",
+        us(ip),
+        us(hp),
+        if !full {
+            "(smoke run: a few signatures, not a measurement; `cargo bench` measures)"
+        } else if ratio_pin <= 1.15 {
+            "met"
+        } else {
+            "MISSED"
+        }
+    );
+    println!(
+        "  kept login (C_Sign only both ways)                        in-process median {:>8.1} µs   HTTP median {:>8.1} µs   ratio {ratio_kept:.3} (HTTP adds {:+.1} µs)",
+        us(ik),
+        us(hk),
+        us(hk) - us(ik)
+    );
+    println!(
+        "  breakdown: in-process with a PIN, each followed by the PIN-flag read the bridge asks after a PIN request: median {:.1} µs ({:+.1} µs over in-process)",
+        us(rp),
+        us(rp) - us(ip)
+    );
+    println!(
+        "  breakdown: the kept-login call awaited on the runtime (the handler's hand-over), no HTTP: median {:.1} µs ({:+.1} µs over in-process)",
+        us(pk),
+        us(pk) - us(ik)
+    );
+    println!(
+        "  without the token: GET /v1/status {:.1} µs   POST /v1/sign refused (unknown certificate) {:.1} µs   PIN-flag read after a PIN request {:.1} µs (medians of {n})",
+        us(median(&mut status_rt)),
+        us(median(&mut refused_rt)),
+        us(median(&mut pin_reads))
+    );
+    // One line for scripts/bench-bridge to read.
+    println!(
+        "bridge_sign result: pin_http_us={:.1} pin_inproc_us={:.1} pin_ratio={ratio_pin:.3} kept_http_us={:.1} kept_inproc_us={:.1} kept_ratio={ratio_kept:.3}",
+        us(hp),
+        us(ip),
+        us(hk),
+        us(ik)
+    );
+}
