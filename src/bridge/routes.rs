@@ -124,7 +124,7 @@ pub async fn certificates(
     State(app): AppState,
     Extension(caller): Extension<Caller>,
     query: Result<Query<CertificateFilter>, QueryRejection>,
-) -> Result<Json<CertificatesDto>, ApiError> {
+) -> Result<Response, ApiError> {
     // A malformed query (`?uscc=a&uscc=b`) gets the error body, not axum's plain text.
     let Query(f) =
         query.map_err(|e| ApiError::new(Code::BadRequest, e.body_text()).lang(caller.lang))?;
@@ -145,10 +145,14 @@ pub async fn certificates(
             ApiError::new(Code::BadRequest, format!("usage `{u}`: only `sign`")).lang(caller.lang),
         );
     }
+    let snapshot = app.live.snapshot();
+    let unfiltered =
+        f.token.is_none() && f.usage.is_none() && f.status.is_none() && f.uscc.is_none();
+    if unfiltered && let Some(body) = app.list_cache.get(&snapshot) {
+        return Ok(json_bytes(body));
+    }
     let now = OffsetDateTime::now_utc();
-    let certificates = app
-        .live
-        .snapshot()
+    let certificates = snapshot
         .certificates
         .iter()
         .filter(|c| f.token.as_ref().is_none_or(|t| &c.token_id == t))
@@ -164,7 +168,22 @@ pub async fn certificates(
                 .is_none_or(|u| d.ids.uscc.as_ref() == Some(u))
         })
         .collect();
-    Ok(Json(CertificatesDto { certificates }))
+    let body = axum::body::Bytes::from(
+        serde_json::to_vec(&CertificatesDto { certificates })
+            .map_err(|e| ApiError::new(Code::Internal, e.to_string()))?,
+    );
+    if unfiltered {
+        app.list_cache.put(snapshot, body.clone());
+    }
+    Ok(json_bytes(body))
+}
+
+fn json_bytes(body: axum::body::Bytes) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
 
 /// One certificate with its PEM.

@@ -22,7 +22,7 @@ use super::store::{Audit, Consents};
 use crate::config::BridgeConfig;
 use crate::error::Code;
 use crate::i18n::Lang;
-use crate::inventory::Live;
+use crate::inventory::{Live, Snapshot};
 
 /// 16 MiB for data to sign, 64 KiB for everything else.
 pub const SIGN_BODY_LIMIT: usize = 16 * 1024 * 1024;
@@ -64,8 +64,36 @@ pub struct App {
     /// Origins with a PIN prompt open: one at a time per origin.
     pub prompting: Mutex<HashSet<String>>,
     pub event_streams: Arc<tokio::sync::Semaphore>,
+    pub list_cache: ListCache,
     /// Set when the server begins to stop: event streams end then.
     pub stopping: tokio::sync::watch::Sender<bool>,
+}
+
+/// The serialized unfiltered certificate list, reused while the inventory has not changed
+/// and for at most a second (days left and status move with the clock). Portals poll this
+/// list; building it each time is most of what such a request costs.
+#[derive(Default)]
+pub struct ListCache {
+    entry: Mutex<Option<(Arc<Snapshot>, std::time::Instant, axum::body::Bytes)>>,
+}
+
+impl ListCache {
+    const FRESH: Duration = Duration::from_secs(1);
+
+    pub fn get(&self, snapshot: &Arc<Snapshot>) -> Option<axum::body::Bytes> {
+        let entry = self.entry.lock().unwrap_or_else(|e| e.into_inner());
+        match &*entry {
+            Some((s, at, body)) if Arc::ptr_eq(s, snapshot) && at.elapsed() < Self::FRESH => {
+                Some(body.clone())
+            }
+            _ => None,
+        }
+    }
+
+    pub fn put(&self, snapshot: Arc<Snapshot>, body: axum::body::Bytes) {
+        *self.entry.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((snapshot, std::time::Instant::now(), body));
+    }
 }
 
 /// How to build the bridge.
@@ -104,6 +132,7 @@ impl App {
             prompting: Mutex::new(HashSet::new()),
             event_streams: Arc::new(tokio::sync::Semaphore::new(EVENT_STREAMS)),
             stopping: tokio::sync::watch::Sender::new(false),
+            list_cache: ListCache::default(),
         })
     }
 
