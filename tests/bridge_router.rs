@@ -28,6 +28,7 @@ use certray::bridge::{
 };
 use certray::config::{BridgeConfig, Config, ModuleConfig};
 use certray::inventory::{Live, LiveOptions};
+use common::bridge::bridge_token;
 use common::*;
 use futures_util::future::BoxFuture;
 use secrecy::SecretString;
@@ -65,26 +66,7 @@ struct Shared {
 fn shared() -> &'static Shared {
     static SHARED: OnceLock<Shared> = OnceLock::new();
     SHARED.get_or_init(|| {
-        let hsm = SoftHsm::new();
-        hsm.init_token(LABEL, SO_PIN, PIN);
-        for (id, name) in [("01", "rsa-utf8"), ("02", "ec-expiring")] {
-            hsm.import(
-                LABEL,
-                PIN,
-                id,
-                Some(&fixture(&format!("{name}.der"))),
-                Some(&fixture(&format!("{name}.key.der"))),
-                name,
-            );
-        }
-        hsm.import(
-            LABEL,
-            PIN,
-            "06",
-            Some(&fixture("serial-uscc.der")),
-            None,
-            "serial-uscc",
-        );
+        let hsm = bridge_token(LABEL, SO_PIN, PIN);
         // SAFETY: set once, while every other test thread waits on this OnceLock, before
         // SoftHSM (which reads it at C_Initialize) is loaded.
         unsafe { std::env::set_var("SOFTHSM2_CONF", hsm.conf()) };

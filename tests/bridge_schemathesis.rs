@@ -11,7 +11,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::bridge::Daemon;
+use common::bridge::{Daemon, bridge_token};
 use common::*;
 
 const LABEL: &str = "bridge-st";
@@ -34,26 +34,7 @@ fn schemathesis() -> PathBuf {
 #[test]
 fn schemathesis_finds_no_server_errors() {
     let st = schemathesis();
-    let hsm = SoftHsm::new();
-    hsm.init_token(LABEL, "12345678", PIN);
-    for (id, name) in [("01", "rsa-utf8"), ("02", "ec-expiring")] {
-        hsm.import(
-            LABEL,
-            PIN,
-            id,
-            Some(&fixture(&format!("{name}.der"))),
-            Some(&fixture(&format!("{name}.key.der"))),
-            name,
-        );
-    }
-    hsm.import(
-        LABEL,
-        PIN,
-        "06",
-        Some(&fixture("serial-uscc.der")),
-        None,
-        "serial-uscc",
-    );
+    let hsm = bridge_token(LABEL, "12345678", PIN);
     let mut d = Daemon::start(
         &hsm,
         &format!("[bridge]\nallowed_origins = [\"{ALLOWED}\"]\n"),

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use common::bridge::{Daemon, Response, non_loopback_ipv4};
+use common::bridge::{Daemon, Response, bridge_token, non_loopback_ipv4};
 use common::*;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -50,27 +50,7 @@ struct Fx {
 }
 
 fn token() -> SoftHsm {
-    let hsm = SoftHsm::new();
-    hsm.init_token(LABEL, SO_PIN, PIN);
-    for (id, name) in [("01", "rsa-utf8"), ("02", "ec-expiring")] {
-        hsm.import(
-            LABEL,
-            PIN,
-            id,
-            Some(&fixture(&format!("{name}.der"))),
-            Some(&fixture(&format!("{name}.key.der"))),
-            name,
-        );
-    }
-    hsm.import(
-        LABEL,
-        PIN,
-        "06",
-        Some(&fixture("serial-uscc.der")),
-        None,
-        "serial-uscc",
-    );
-    hsm
+    bridge_token(LABEL, SO_PIN, PIN)
 }
 
 fn setup_with(extra: &str) -> Fx {

@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use super::{SOFTHSM_MODULE, SoftHsm, certray};
+use super::{SOFTHSM_MODULE, SoftHsm, certray, fixture};
 
 /// How long a request may take before the test fails (a 17 MiB upload included).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -767,4 +767,30 @@ impl EventStream {
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The bridge tests' token `label`: 01 rsa-utf8 and 02 ec-expiring with their keys, 06
+/// serial-uscc without one (a certificate that may sign but has no key on the token).
+pub fn bridge_token(label: &str, so_pin: &str, pin: &str) -> SoftHsm {
+    let hsm = SoftHsm::new();
+    hsm.init_token(label, so_pin, pin);
+    for (id, name) in [("01", "rsa-utf8"), ("02", "ec-expiring")] {
+        hsm.import(
+            label,
+            pin,
+            id,
+            Some(&fixture(&format!("{name}.der"))),
+            Some(&fixture(&format!("{name}.key.der"))),
+            name,
+        );
+    }
+    hsm.import(
+        label,
+        pin,
+        "06",
+        Some(&fixture("serial-uscc.der")),
+        None,
+        "serial-uscc",
+    );
+    hsm
 }
