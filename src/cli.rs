@@ -77,6 +77,9 @@ enum Command {
         #[arg(long)]
         headless: bool,
     },
+    /// The configuration file: where it is, what is in effect, whether it is valid.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Websites allowed to use the certificates.
     #[command(subcommand)]
     Origins(OriginsCommand),
@@ -91,12 +94,36 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Create (once) the built-in SoftHSM demo token and list it.
+    /// Check the environment (环境检测): PC/SC, readers, cards, modules, tokens,
+    /// certificates, PIN, the bridge, autostart, display and clock. Exit code 1 when a
+    /// check finds an error.
+    Doctor {
+        /// Print {"checks":[…],"summary":{…}} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The built-in demo: create (once) a SoftHSM demo token, list it, and run the daemon on it.
     Demo {
         /// Delete the demo token and create it again.
         #[arg(long)]
         reset: bool,
+        /// Only create and list the token; do not start the daemon.
+        #[arg(long)]
+        no_run: bool,
+        /// Do not open the check page in a browser.
+        #[arg(long)]
+        no_browser: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print the path of the configuration file in use.
+    Path,
+    /// Print the effective configuration (the file plus defaults) as TOML.
+    Show,
+    /// Check the configuration: syntax, unknown keys, card ATRs, the bridge address.
+    Check,
 }
 
 #[derive(Debug, Subcommand)]
@@ -237,7 +264,14 @@ impl Ctx {
 /// Parse the arguments, run the command, return the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    init_logging(&cli.log_level);
+    let daemon = matches!(
+        cli.command,
+        Command::Run { .. } | Command::Demo { no_run: false, .. }
+    );
+    let log_dir = daemon
+        .then(|| config::state_dir().map(|d| d.join("logs")))
+        .flatten();
+    let _log_guard = init_logging(&cli.log_level, log_dir);
     let lang = match cli.lang.as_deref() {
         Some(l) => Lang::from_locale(l),
         None => Lang::from_env(),
@@ -248,6 +282,7 @@ pub fn main() -> i32 {
             | Command::Audit { json: true }
             | Command::Show { json: true, .. }
             | Command::Pin(PinCommand::Status { json: true, .. })
+            | Command::Doctor { json: true }
     );
     let ctx = Ctx {
         lang,
@@ -267,14 +302,47 @@ pub fn main() -> i32 {
     }
 }
 
-fn init_logging(level: &str) {
+/// Logs go to stderr and, for the daemon, also to a daily file in `<state dir>/logs` (seven
+/// kept). The guard flushes the file when dropped.
+fn init_logging(
+    level: &str,
+    file_dir: Option<PathBuf>,
+) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    use tracing_appender::rolling::{Builder, Rotation};
+    use tracing_subscriber::prelude::*;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+    let appender = file_dir.and_then(|dir| {
+        Builder::new()
+            .rotation(Rotation::DAILY)
+            .filename_prefix("certray")
+            .filename_suffix("log")
+            .max_log_files(7)
+            .build(&dir)
+            .map_err(|e| eprintln!("{}: {e}", dir.display()))
+            .ok()
+    });
+    let (file_layer, guard) = match appender {
+        Some(a) => {
+            let (writer, guard) = tracing_appender::non_blocking(a);
+            (
+                Some(
+                    tracing_subscriber::fmt::layer()
+                        .with_ansi(false)
+                        .with_writer(writer),
+                ),
+                Some(guard),
+            )
+        }
+        None => (None, None),
+    };
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(file_layer)
         .try_init();
+    guard
 }
 
 fn run(ctx: &Ctx, command: Command) -> Result<(), Failure> {
@@ -315,10 +383,17 @@ fn run(ctx: &Ctx, command: Command) -> Result<(), Failure> {
         Command::Sign(args) => sign(ctx, args),
         Command::Pin(cmd) => pin(ctx, cmd),
         Command::Watch { json } => watch(ctx, json),
-        Command::Run { headless } => run_daemon(ctx, headless),
+        // No desktop UI yet: the daemon is headless either way.
+        Command::Run { headless: _ } => run_daemon(ctx, ctx.config()?, |_| {}),
+        Command::Config(cmd) => config_command(ctx, cmd),
         Command::Origins(cmd) => origins(ctx, cmd),
         Command::Audit { json } => audit(ctx, json),
-        Command::Demo { reset } => demo(ctx, reset),
+        Command::Doctor { json } => doctor(ctx, json),
+        Command::Demo {
+            reset,
+            no_run,
+            no_browser,
+        } => demo(ctx, reset, no_run, no_browser),
     }
 }
 
@@ -524,13 +599,20 @@ fn state_dir() -> Result<PathBuf, Failure> {
     config::state_dir().ok_or_else(|| Failure::new(Code::Io, "no home directory"))
 }
 
-fn run_daemon(ctx: &Ctx, _headless: bool) -> Result<(), Failure> {
+fn run_daemon(ctx: &Ctx, config: Config, on_ready: impl FnOnce(&str)) -> Result<(), Failure> {
     use std::sync::Arc;
 
     use crate::bridge::{App, BridgeOptions, Headless};
-    let config = ctx.config()?;
+    use crate::platform::{InstanceLock, LockError};
     crate::bridge::check_listen(config.bridge.listen)
         .map_err(|e| Failure::new(Code::ConfigInvalid, e))?;
+    // One daemon per user: a second one says which is running, before touching anything.
+    let lock_dir =
+        crate::platform::lock_dir().ok_or_else(|| Failure::new(Code::Io, "no home directory"))?;
+    let mut lock = InstanceLock::acquire(&lock_dir).map_err(|e| match e {
+        LockError::Held(holder) => Failure::new(Code::AlreadyRunning, holder.to_string()),
+        e => Failure::new(Code::Io, e.to_string()),
+    })?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -565,7 +647,12 @@ fn run_daemon(ctx: &Ctx, _headless: bool) -> Result<(), Failure> {
                 warning_days: config.alerts.expiry_warning_days,
             },
         );
-        println!("{}http://127.0.0.1:{port}/", lang.pick("证书助手已启动：", "certray is running: "));
+        let url = format!("http://127.0.0.1:{port}/");
+        if let Err(e) = lock.describe(Some(&url)) {
+            tracing::warn!(path = %lock.path().display(), error = %e, "cannot note the URL in the lock file");
+        }
+        println!("{}{url}", lang.pick("证书助手已启动：", "certray is running: "));
+        on_ready(&url);
         let _ = std::io::stdout().flush();
         crate::bridge::serve(listener, app, shutdown_signal())
             .await
@@ -598,6 +685,53 @@ async fn shutdown_signal() {
         let _ = tokio::signal::ctrl_c().await;
     }
     tracing::info!("stopping");
+}
+
+fn config_command(ctx: &Ctx, cmd: ConfigCommand) -> Result<(), Failure> {
+    let lang = ctx.lang;
+    let path = ctx.config_path.clone().or_else(config::default_path);
+    match cmd {
+        ConfigCommand::Path => {
+            let path = path.ok_or_else(|| Failure::new(Code::Io, "no home directory"))?;
+            println!("{}", path.display());
+        }
+        ConfigCommand::Show => {
+            let config = ctx.config()?;
+            let text = toml::to_string_pretty(&config)
+                .map_err(|e| Failure::new(Code::Internal, e.to_string()))?;
+            print!("{text}");
+        }
+        ConfigCommand::Check => {
+            let (config, loaded) = Config::load(ctx.config_path.as_deref())?;
+            crate::token::registry::Registry::new(&config.cards)
+                .map_err(|e| Failure::new(Code::ConfigInvalid, e))?;
+            crate::bridge::check_listen(config.bridge.listen)
+                .map_err(|e| Failure::new(Code::ConfigInvalid, e))?;
+            for m in config.pkcs11.modules.iter().filter(|m| !m.path.exists()) {
+                eprintln!(
+                    "{}: {} {}",
+                    lang.pick("警告", "warning"),
+                    lang.pick("模块文件不存在：", "module file not found:"),
+                    m.path.display()
+                );
+            }
+            match loaded {
+                Some(p) => println!(
+                    "{}{}",
+                    lang.pick("配置有效：", "The configuration is valid: "),
+                    p.display()
+                ),
+                None => println!(
+                    "{}",
+                    lang.pick(
+                        "没有配置文件，使用默认配置",
+                        "No configuration file: the defaults apply"
+                    )
+                ),
+            }
+        }
+    }
+    Ok(())
 }
 
 fn origins(ctx: &Ctx, cmd: OriginsCommand) -> Result<(), Failure> {
@@ -722,7 +856,23 @@ fn watch(ctx: &Ctx, json: bool) -> Result<(), Failure> {
     }
 }
 
-fn demo(ctx: &Ctx, reset: bool) -> Result<(), Failure> {
+/// Print the environment report; exit with 1 (after flushing) when a check found an error.
+fn doctor(ctx: &Ctx, json: bool) -> Result<(), Failure> {
+    let report = crate::doctor::run_with_config_file(ctx.config_path.as_deref(), ctx.lang);
+    if json {
+        print_json(&report);
+    } else {
+        print!("{}", crate::doctor::render(&report, ctx.lang));
+    }
+    let code = report.exit_code();
+    if code != 0 {
+        let _ = std::io::stdout().flush();
+        std::process::exit(code);
+    }
+    Ok(())
+}
+
+fn demo(ctx: &Ctx, reset: bool, no_run: bool, no_browser: bool) -> Result<(), Failure> {
     let mut config = ctx.config()?;
     let data = config::data_dir().ok_or_else(|| Failure::new(Code::Io, "no home directory"))?;
     let demo = token::demo::ensure(&data.join("demo"), reset)?;
@@ -767,5 +917,46 @@ fn demo(ctx: &Ctx, reset: bool) -> Result<(), Failure> {
         )
     );
     let _ = std::io::stdout().flush();
-    Ok(())
+    if no_run {
+        return Ok(());
+    }
+    // The daemon loads the modules itself: the listing's workers finalize first.
+    drop(inv);
+    let pin = demo.pin;
+    run_daemon(ctx, config, |url| {
+        println!(
+            "{}",
+            lang.pick(
+                &format!("证书检测页：{url}　演示密钥的 PIN：{pin}　按 Ctrl-C 退出"),
+                &format!("Check page: {url}   demo PIN: {pin}   press Ctrl-C to stop"),
+            )
+        );
+        if !no_browser {
+            open_in_browser(url);
+        }
+    })
+}
+
+/// Open `url` in the desktop's browser when there is a desktop; say so when there is none.
+fn open_in_browser(url: &str) {
+    let desktop =
+        std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
+    #[cfg(target_os = "linux")]
+    let opener = desktop.then_some("xdg-open");
+    #[cfg(target_os = "macos")]
+    let opener = Some("open");
+    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
+    let opener: Option<&str> = None;
+    let _ = desktop;
+    match opener.map(|o| {
+        std::process::Command::new(o)
+            .arg(url)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+    }) {
+        Some(Ok(_)) => {}
+        Some(Err(e)) => tracing::info!(error = %e, "no browser opened"),
+        None => tracing::info!("no desktop: open the check page yourself"),
+    }
 }

@@ -33,11 +33,12 @@ pub enum Code {
     UnsupportedMediaType,
     PayloadTooLarge,
     UserCancelled,
+    AlreadyRunning,
 }
 
 impl Code {
     /// Every code, for tests and documentation.
-    pub const ALL: [Code; 23] = [
+    pub const ALL: [Code; 24] = [
         Code::ModuleLoadFailed,
         Code::TokenNotFound,
         Code::CertNotFound,
@@ -61,6 +62,7 @@ impl Code {
         Code::UnsupportedMediaType,
         Code::PayloadTooLarge,
         Code::UserCancelled,
+        Code::AlreadyRunning,
     ];
 
     /// The stable wire name, e.g. `PIN_INCORRECT`.
@@ -89,6 +91,7 @@ impl Code {
             Code::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Code::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Code::UserCancelled => "USER_CANCELLED",
+            Code::AlreadyRunning => "ALREADY_RUNNING",
         }
     }
 
@@ -145,6 +148,7 @@ impl Code {
             ),
             Code::PayloadTooLarge => ("请求内容过大", "The request body is too large"),
             Code::UserCancelled => ("用户已取消操作", "The user cancelled"),
+            Code::AlreadyRunning => ("证书助手已在运行", "certray is already running"),
         };
         match lang {
             Lang::ZhCn => zh,
@@ -244,6 +248,10 @@ impl Code {
                 "如需继续，请重新发起操作",
                 "Start the operation again to continue",
             ),
+            Code::AlreadyRunning => (
+                "每个用户只需运行一个证书助手；如需重启，请先退出正在运行的那个",
+                "One certray per user is enough; to restart it, quit the running one first",
+            ),
         };
         match lang {
             Lang::ZhCn => zh,
@@ -269,6 +277,7 @@ impl Code {
             Code::BadRequest | Code::UnsupportedMediaType | Code::PayloadTooLarge => 5,
             Code::OriginNotAllowed | Code::HostNotAllowed | Code::PagePinNotAllowed => 40,
             Code::UserCancelled => 41,
+            Code::AlreadyRunning => 42,
         }
     }
 }

@@ -12,6 +12,7 @@
 pub mod demo;
 pub mod modules;
 pub mod pcsc;
+pub mod pcsc_probe;
 pub mod pkcs11;
 pub mod registry;
 pub mod sign;

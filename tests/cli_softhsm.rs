@@ -559,7 +559,7 @@ fn demo_creates_its_token_once_and_lists_it() {
         ("XDG_DATA_HOME", home.path().as_os_str().to_owned()),
         ("XDG_CONFIG_HOME", home.path().join("cfg").into_os_string()),
     ];
-    let first = run(certray(&env).arg("demo"));
+    let first = run(certray(&env).args(["demo", "--no-run"]));
     let text = String::from_utf8(first.stdout).unwrap();
     for needle in [
         "123456",
@@ -571,7 +571,7 @@ fn demo_creates_its_token_once_and_lists_it() {
     ] {
         assert!(text.contains(needle), "{needle} missing:\n{text}");
     }
-    let second = String::from_utf8(run(certray(&env).arg("demo")).stdout).unwrap();
+    let second = String::from_utf8(run(certray(&env).args(["demo", "--no-run"])).stdout).unwrap();
     let ids = |t: &str| {
         t.lines()
             .filter(|l| l.starts_with("c-") || l.starts_with("t-"))
@@ -653,6 +653,119 @@ fn pins_never_reach_the_logs_even_at_trace_level() {
         assert!(
             !logs.contains(secret),
             "{secret} appears in the logs:\n{logs}"
+        );
+    }
+}
+
+#[test]
+fn demo_runs_the_daemon_on_its_token_and_a_second_daemon_is_refused() {
+    use std::io::BufRead;
+    softhsm_module();
+    let home = tempfile::tempdir().unwrap();
+    let cfg_dir = home.path().join("cfg/certray");
+    std::fs::create_dir_all(&cfg_dir).unwrap();
+    std::fs::write(
+        cfg_dir.join("config.toml"),
+        "[pkcs11]\nuse_defaults = false\n[bridge]\nlisten = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let env = [
+        ("XDG_DATA_HOME", home.path().join("data").into_os_string()),
+        ("XDG_CONFIG_HOME", home.path().join("cfg").into_os_string()),
+        ("XDG_STATE_HOME", home.path().join("state").into_os_string()),
+    ];
+    let mut demo = certray(&env)
+        .args(["demo", "--no-browser"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = demo.stdout.take().unwrap();
+    let demo = Kill(demo);
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let url = loop {
+        let line = lines.next().expect("demo ended early").unwrap();
+        if let Some(rest) = line.strip_prefix("证书检测页：") {
+            assert!(line.contains("123456"), "{line}");
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    // The daemon serves the demo token's two certificates.
+    let port: u16 = url
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    use std::io::{Read, Write};
+    write!(
+        stream,
+        "GET /v1/certificates HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let body = &response[response.find("\r\n\r\n").unwrap() + 4..];
+    let list: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(list["certificates"].as_array().unwrap().len(), 2, "{body}");
+    assert_eq!(list["certificates"][0]["ids"]["uscc"], "91110108MA01CRTY01");
+    // One daemon per user: a second says which one runs.
+    let out = run_unchecked(certray(&env).arg("run"));
+    assert_eq!(out.status.code(), Some(42), "{}", output_text(&out));
+    let text = output_text(&out);
+    assert!(
+        text.contains("ALREADY_RUNNING")
+            && text.contains(&url)
+            && text.contains(&format!("PID {}", demo.0.id())),
+        "{text}"
+    );
+}
+
+#[test]
+fn config_path_show_and_check() {
+    let t = Token::new();
+    let out = run(t.cmd().args(["config", "path"]));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        t.config.display().to_string()
+    );
+    let out = run(t.cmd().args(["config", "show"]));
+    let shown: toml::Table = toml::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    assert_eq!(shown["pkcs11"]["use_defaults"].as_bool(), Some(false));
+    assert_eq!(
+        shown["alerts"]["expiry_warning_days"].as_integer(),
+        Some(90)
+    );
+    assert_eq!(shown["bridge"]["listen"].as_str(), Some("127.0.0.1:21088"));
+    let out = run(t.cmd().args(["config", "check"]));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("配置有效"));
+    for (text, needle) in [
+        ("[pkcs11]\nuse_defualts = false\n", "use_defualts"),
+        ("[[cards]]\natr = \"3B 9\"\nmodule = \"/x.so\"\n", "atr"),
+        ("[bridge]\nlisten = \"0.0.0.0:21088\"\n", "loopback"),
+    ] {
+        let bad = t.hsm.dir().join("bad.toml");
+        std::fs::write(&bad, text).unwrap();
+        let out = run_unchecked(
+            certray(&t.env())
+                .arg("--config")
+                .arg(&bad)
+                .args(["config", "check"]),
+        );
+        assert_eq!(out.status.code(), Some(3), "{text}: {}", output_text(&out));
+        assert!(
+            output_text(&out).contains(needle),
+            "{text}: {}",
+            output_text(&out)
         );
     }
 }

@@ -73,6 +73,7 @@ pub fn status(code: Code) -> StatusCode {
         Code::CertNotFound | Code::TokenNotFound => StatusCode::NOT_FOUND,
         Code::TokenRemoved
         | Code::UserCancelled
+        | Code::AlreadyRunning
         | Code::PinFinalTry
         | Code::NoPrivateKey
         | Code::CertInvalid => StatusCode::CONFLICT,
