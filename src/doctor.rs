@@ -358,7 +358,7 @@ mod tests {
             assert!(v["checks"][0].get(key).is_some(), "{key}");
         }
         let r = Report::new(vec![check("c", Status::Error, "bad", None)]);
-        assert_eq!(r.exit_code(), 1);
+        assert_eq!(r.exit_code(), EXIT_ERRORS);
         assert_eq!(r.check("c").unwrap().status, Status::Error);
     }
 
