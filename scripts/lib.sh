@@ -11,7 +11,8 @@ CERTRAY_BUILD_PACKAGES=(build-essential pkg-config libpcsclite-dev)
 CERTRAY_DEMO_PACKAGES=(softhsm2 opensc)
 # Everything the tests drive (tests/common/mod.rs says which test needs what).
 CERTRAY_TEST_PACKAGES=(softhsm2 opensc opencryptoki openssl pcscd python3 vsmartcard-vpcd vsmartcard-vpicc
-    python3-pycryptodome pcsc-tools python3-venv iproute2 chromium fonts-noto-cjk dbus-daemon dbus-bin)
+    python3-pycryptodome pcsc-tools python3-venv iproute2 chromium fonts-noto-cjk dbus-daemon dbus-bin
+    libayatana-appindicator3-1)
 
 certray_log() {
     printf '==> %s\n' "$*" >&2

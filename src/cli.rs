@@ -95,7 +95,7 @@ enum Command {
         json: bool,
     },
     /// Check the environment (环境检测): PC/SC, readers, cards, modules, tokens,
-    /// certificates, PIN, the bridge, autostart, display and clock. Exit code 1 when a
+    /// certificates, PIN, the bridge, autostart, display and clock. Exit code 50 when a
     /// check finds an error.
     Doctor {
         /// Print {"checks":[…],"summary":{…}} as JSON.
