@@ -80,6 +80,12 @@ enum Command {
     /// The configuration file: where it is, what is in effect, whether it is valid.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Start certray at login, for this user (the tray's 开机自动启动).
+    Autostart {
+        /// on, off or status (default).
+        #[arg(value_parser = ["on", "off", "status"], default_value = "status")]
+        state: String,
+    },
     /// Websites allowed to use the certificates.
     #[command(subcommand)]
     Origins(OriginsCommand),
@@ -386,6 +392,7 @@ fn run(ctx: &Ctx, command: Command) -> Result<(), Failure> {
         // No desktop UI yet: the daemon is headless either way.
         Command::Run { headless: _ } => run_daemon(ctx, ctx.config()?, |_| {}),
         Command::Config(cmd) => config_command(ctx, cmd),
+        Command::Autostart { state } => autostart(ctx, &state),
         Command::Origins(cmd) => origins(ctx, cmd),
         Command::Audit { json } => audit(ctx, json),
         Command::Doctor { json } => doctor(ctx, json),
@@ -685,6 +692,25 @@ async fn shutdown_signal() {
         let _ = tokio::signal::ctrl_c().await;
     }
     tracing::info!("stopping");
+}
+
+fn autostart(ctx: &Ctx, state: &str) -> Result<(), Failure> {
+    use crate::platform::autostart;
+    let lang = ctx.lang;
+    if state != "status" {
+        let path =
+            autostart::set(state == "on").map_err(|e| Failure::new(Code::Io, e.to_string()))?;
+        tracing::info!(path = %path.display(), "autostart entry written");
+    }
+    println!(
+        "{}",
+        if autostart::is_enabled() {
+            lang.pick("开机自动启动：已开启", "Start at login: on")
+        } else {
+            lang.pick("开机自动启动：已关闭", "Start at login: off")
+        }
+    );
+    Ok(())
 }
 
 fn config_command(ctx: &Ctx, cmd: ConfigCommand) -> Result<(), Failure> {

@@ -129,3 +129,90 @@ mod tests {
         assert!(InstanceLock::acquire(dir.path()).is_ok());
     }
 }
+
+/// Start at login (the tray's 开机自动启动): on Linux the user's XDG autostart entry, which
+/// either starts certray or, when off, hides a system-wide entry the package installed
+/// (`Hidden=true`, as the XDG autostart spec says); on macOS a LaunchAgent. Windows' Run key
+/// is written by the MSI; toggling it from here is not implemented yet (an explicit error).
+pub mod autostart {
+    use std::path::PathBuf;
+
+    /// Where this user's entry lives.
+    pub fn entry_path() -> Option<PathBuf> {
+        #[cfg(target_os = "macos")]
+        {
+            directories::BaseDirs::new().map(|b| {
+                b.home_dir()
+                    .join("Library/LaunchAgents/com.certray.agent.plist")
+            })
+        }
+        #[cfg(not(target_os = "macos"))]
+        {
+            let config = std::env::var_os("XDG_CONFIG_HOME")
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+                .or_else(|| directories::BaseDirs::new().map(|b| b.home_dir().join(".config")))?;
+            Some(config.join("autostart").join("certray.desktop"))
+        }
+    }
+
+    /// The system-wide entry a package installs (Linux).
+    const SYSTEM_ENTRY: &str = "/etc/xdg/autostart/certray.desktop";
+
+    fn entry_enabled(text: &str) -> bool {
+        !text.lines().map(str::trim).any(|l| {
+            l.eq_ignore_ascii_case("Hidden=true")
+                || l.eq_ignore_ascii_case("X-GNOME-Autostart-enabled=false")
+        })
+    }
+
+    /// Whether certray starts at login for this user.
+    pub fn is_enabled() -> bool {
+        let Some(path) = entry_path() else {
+            return false;
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => cfg!(target_os = "macos") || entry_enabled(&text),
+            Err(_) => !cfg!(target_os = "macos") && std::path::Path::new(SYSTEM_ENTRY).is_file(),
+        }
+    }
+
+    /// Turn starting at login on or off for this user; returns the file written or removed.
+    pub fn set(enabled: bool) -> std::io::Result<PathBuf> {
+        if cfg!(windows) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "on Windows the installer's Run key starts certray at login",
+            ));
+        }
+        let path = entry_path().ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no home directory")
+        })?;
+        let exe = std::env::current_exe()?;
+        let text = if cfg!(target_os = "macos") {
+            if !enabled {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => return Ok(path),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(path),
+                    Err(e) => return Err(e),
+                }
+            }
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n<plist version=\"1.0\"><dict>\n<key>Label</key><string>com.certray.agent</string>\n<key>ProgramArguments</key><array><string>{}</string><string>run</string></array>\n<key>RunAtLoad</key><true/>\n<key>KeepAlive</key><dict><key>Crashed</key><true/></dict>\n</dict></plist>\n",
+                exe.display()
+            )
+        } else {
+            // Written either way: when off it hides a system-wide entry of the same name.
+            format!(
+                "[Desktop Entry]\nType=Application\nName=证书助手\nName[en]=certray\nComment=Starts the certificate helper at login\nExec={} run\nIcon=certray\nTerminal=false\nNoDisplay=true\nX-GNOME-Autostart-enabled={enabled}\nHidden={}\n",
+                exe.display(),
+                !enabled
+            )
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(&path, text)?;
+        Ok(path)
+    }
+}

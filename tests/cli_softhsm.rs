@@ -769,3 +769,47 @@ fn config_path_show_and_check() {
         );
     }
 }
+
+#[test]
+fn autostart_on_and_off_write_the_users_entry() {
+    let home = tempfile::tempdir().unwrap();
+    let env = [("XDG_CONFIG_HOME", home.path().as_os_str().to_owned())];
+    let entry = home.path().join("autostart/certray.desktop");
+    let out = run(certray(&env).args(["autostart", "on"]));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("已开启"));
+    let text = std::fs::read_to_string(&entry).unwrap();
+    assert!(
+        text.contains(" run") && text.contains("Hidden=false"),
+        "{text}"
+    );
+    // Off hides the entry (and a system-wide one of the same name) rather than deleting it.
+    let out = run(certray(&env).args(["autostart", "off"]));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("已关闭"));
+    assert!(
+        std::fs::read_to_string(&entry)
+            .unwrap()
+            .contains("Hidden=true")
+    );
+    let out = run(certray(&env).args(["--lang", "en", "autostart"]));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Start at login: off"));
+    // doctor reads the same entry.
+    let out = run_unchecked(certray(&env).args(["doctor", "--json"]));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let check = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "autostart")
+        .unwrap();
+    assert_eq!(check["status"], "warning", "{check}");
+    run(certray(&env).args(["autostart", "on"]));
+    let out = run_unchecked(certray(&env).args(["doctor", "--json"]));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let check = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "autostart")
+        .unwrap();
+    assert_eq!(check["status"], "ok", "{check}");
+}
