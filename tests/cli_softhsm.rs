@@ -793,23 +793,18 @@ fn autostart_on_and_off_write_the_users_entry() {
     let out = run(certray(&env).args(["--lang", "en", "autostart"]));
     assert!(String::from_utf8_lossy(&out.stdout).contains("Start at login: off"));
     // doctor reads the same entry.
-    let out = run_unchecked(certray(&env).args(["doctor", "--json"]));
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let check = report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "autostart")
-        .unwrap();
-    assert_eq!(check["status"], "warning", "{check}");
+    let doctor_says = || {
+        let out = run_unchecked(certray(&env).args(["doctor", "--json"]));
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let check = report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == "autostart")
+            .cloned();
+        check.unwrap()
+    };
+    assert_eq!(doctor_says()["status"], "warning");
     run(certray(&env).args(["autostart", "on"]));
-    let out = run_unchecked(certray(&env).args(["doctor", "--json"]));
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let check = report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "autostart")
-        .unwrap();
-    assert_eq!(check["status"], "ok", "{check}");
+    assert_eq!(doctor_says()["status"], "ok");
 }
