@@ -62,6 +62,13 @@ impl From<crate::token::Error> for ApiError {
     }
 }
 
+/// An error body under a status other than its code's (404 and 405 for requests no route
+/// takes, 503 when the bridge is busy), with the detail shown.
+pub fn error_response(status: StatusCode, code: Code, lang: Lang, detail: &str) -> Response {
+    let body = ErrorDto::new(code, lang, None, Some(detail.to_string()));
+    (status, axum::Json(body)).into_response()
+}
+
 /// The HTTP status for each code.
 pub fn status(code: Code) -> StatusCode {
     match code {

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use super::api_error::ApiError;
+use super::api_error::{ApiError, error_response};
 use super::openapi::ApiDoc;
 use super::prompt::{PinAnswer, PinRequest};
 use super::server::{App, Caller, KEEP_ALIVE};
@@ -616,13 +616,13 @@ pub async fn authenticate(
 #[utoipa::path(get, path = "/v1/events", responses((status = 200, description = "text/event-stream of EventDto", body = EventDto)))]
 pub async fn events(State(app): AppState, Extension(caller): Extension<Caller>) -> Response {
     let Ok(permit) = app.event_streams.clone().try_acquire_owned() else {
-        let body = ErrorDto::new(
+        let busy = "too many event streams";
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
             Code::Internal,
             caller.lang,
-            None,
-            Some("too many event streams".into()),
+            busy,
         );
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
     };
     let (_, sub) = app.live.subscribe();
     let days = app.warning_days;
@@ -667,22 +667,21 @@ pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
 
 /// A method an endpoint does not have (GET on `/v1/sign`): 405 with the error body.
 pub async fn method_not_allowed(Extension(caller): Extension<Caller>) -> Response {
-    let body = ErrorDto::new(
+    let detail = "method not allowed";
+    error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
         Code::BadRequest,
         caller.lang,
-        None,
-        Some("method not allowed".into()),
-    );
-    (StatusCode::METHOD_NOT_ALLOWED, Json(body)).into_response()
+        detail,
+    )
 }
 
 /// Anything else.
 pub async fn not_found(Extension(caller): Extension<Caller>) -> Response {
-    let body = ErrorDto::new(
+    error_response(
+        StatusCode::NOT_FOUND,
         Code::BadRequest,
         caller.lang,
-        None,
-        Some("no such endpoint".into()),
-    );
-    (StatusCode::NOT_FOUND, Json(body)).into_response()
+        "no such endpoint",
+    )
 }

@@ -15,7 +15,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use super::api_error::ApiError;
+use super::api_error::{ApiError, error_response};
 use super::prompt::{ConsentAnswer, Prompt};
 use super::routes;
 use super::store::{Audit, Consents};
@@ -328,13 +328,12 @@ pub fn router(app: Arc<App>) -> Router {
                 // Over the limit: 503 at once rather than a queue that grows without bound.
                 .layer(axum::error_handling::HandleErrorLayer::new(
                     |_: tower::BoxError| async {
-                        let body = super::wire::ErrorDto::new(
+                        error_response(
+                            StatusCode::SERVICE_UNAVAILABLE,
                             Code::Internal,
                             Lang::ZhCn,
-                            None,
-                            Some("busy".into()),
-                        );
-                        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+                            "busy",
+                        )
                     },
                 ))
                 .load_shed()
