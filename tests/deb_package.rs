@@ -20,12 +20,10 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::bridge::{Request, config_text};
@@ -434,15 +432,7 @@ impl InstalledDaemon {
             .stderr(File::create(&stderr).expect("stderr.log"))
             .spawn()
             .expect("start /usr/bin/certray run --headless");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = tx.send(line);
-            }
-            for _ in lines {}
-        });
+        let rx = common::first_stdout_line(child.stdout.take().expect("stdout"));
         let mut daemon = InstalledDaemon {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),

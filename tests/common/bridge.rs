@@ -13,7 +13,6 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::{SOFTHSM_MODULE, SoftHsm, certray, fixture};
@@ -77,16 +76,7 @@ impl Daemon {
             .stderr(stderr)
             .spawn()
             .expect("start certray run");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = tx.send(line);
-            }
-            // Keep draining so the daemon never blocks on a full pipe.
-            for _ in lines {}
-        });
+        let rx = super::first_stdout_line(child.stdout.take().expect("stdout"));
         let stderr_of =
             |home: &Path| std::fs::read_to_string(home.join("stderr.log")).unwrap_or_default();
         let line = match rx.recv_timeout(Duration::from_secs(20)) {

@@ -1166,3 +1166,18 @@ pub fn openssl_verify(cert_der: &Path, hash: &str, sig: &Path, data: &Path) -> b
     );
     out.status.success() && String::from_utf8_lossy(&out.stdout).contains("Verified OK")
 }
+
+/// The first line a child prints (a daemon's "running at URL" line) arrives on the channel;
+/// the rest is drained so the child never blocks on a full pipe.
+pub fn first_stdout_line(stdout: std::process::ChildStdout) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead as _;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        if let Some(Ok(line)) = lines.next() {
+            let _ = tx.send(line);
+        }
+        for _ in lines {}
+    });
+    rx
+}
