@@ -221,20 +221,7 @@ fn opencryptoki_locks_after_three_wrong_pins() {
     );
 
     // The SO unlocks it with C_InitPIN.
-    let slot = OPENCRYPTOKI_SLOT.to_string();
-    pkcs11_tool_run(
-        ock.module(),
-        &[],
-        &[
-            "--slot",
-            &slot,
-            "--init-pin",
-            "--so-pin",
-            OPENCRYPTOKI_SO_PIN,
-            "--pin",
-            "4321",
-        ],
-    );
+    ock.init_pin("4321");
     assert!(!ock.token_flags().contains("user PIN locked"));
     assert!(ock.try_login("4321").status.success());
 

@@ -717,6 +717,25 @@ impl Opencryptoki {
         &self.module
     }
 
+    /// C_InitPIN as the SO (`pkcs11-tool --init-pin`): sets the user PIN, which also unlocks
+    /// a locked one.
+    pub fn init_pin(&self, pin: &str) {
+        let slot = OPENCRYPTOKI_SLOT.to_string();
+        pkcs11_tool_run(
+            &self.module,
+            &[],
+            &[
+                "--slot",
+                &slot,
+                "--init-pin",
+                "--so-pin",
+                OPENCRYPTOKI_SO_PIN,
+                "--pin",
+                pin,
+            ],
+        );
+    }
+
     /// Re-initialise the token in slot 3 from scratch: `--init-token --label L --so-pin
     /// 87654321`, then `--init-pin --so-pin 87654321 --pin P` (P: 4..=8 characters). All
     /// objects are gone and the user PIN is unlocked. If init-token fails (SO PIN locked or
@@ -741,19 +760,7 @@ impl Opencryptoki {
             wipe_token_store();
             pkcs11_tool_run(&self.module, &[], &init);
         }
-        pkcs11_tool_run(
-            &self.module,
-            &[],
-            &[
-                "--slot",
-                &slot,
-                "--init-pin",
-                "--so-pin",
-                OPENCRYPTOKI_SO_PIN,
-                "--pin",
-                pin,
-            ],
-        );
+        self.init_pin(pin);
     }
 
     /// Like [`SoftHsm::import`], on slot 3. (EC keys import but the token cannot use them.)
