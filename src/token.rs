@@ -64,6 +64,9 @@ pub struct TokenInfo {
     pub pin: PinState,
     /// The SO (admin) PIN; only its flags are meaningful.
     pub so_pin: PinState,
+    /// The seal image (签章图片) when the token holds one as a public data object: the
+    /// image file's bytes as stored (PNG, JPEG, GIF or BMP).
+    pub seal: Option<std::sync::Arc<Vec<u8>>>,
 }
 
 /// A certificate object read from a token, not yet parsed.

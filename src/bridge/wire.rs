@@ -63,6 +63,9 @@ pub struct TokenDto {
     pub module: String,
     pub slot: u64,
     pub pin: PinDto,
+    /// The token holds a seal image (签章图片). The bytes are not part of this shape: they
+    /// can be large and most clients never show them.
+    pub has_seal: bool,
 }
 
 impl From<&TokenInfo> for TokenDto {
@@ -76,6 +79,7 @@ impl From<&TokenInfo> for TokenDto {
             module: t.module.display().to_string(),
             slot: t.slot,
             pin: t.pin.into(),
+            has_seal: t.seal.is_some(),
         }
     }
 }

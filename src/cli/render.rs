@@ -342,6 +342,14 @@ pub fn certificate(c: &CertificateDto, token: Option<&TokenDto>, lang: Lang) -> 
             format!("{} {}", t.manufacturer, t.model),
         ));
         rows.push((lang.pick("介质序列号", "Token serial"), t.serial.clone()));
+        rows.push((
+            lang.pick("签章图片", "Seal image"),
+            lang.pick(
+                if t.has_seal { "有" } else { "无" },
+                if t.has_seal { "yes" } else { "no" },
+            )
+            .into(),
+        ));
     }
     if let Some(e) = &c.error {
         rows.push((lang.pick("错误", "Error"), e.clone()));

@@ -606,6 +606,7 @@ mod tests {
             slot: 0,
             pin: PinState::default(),
             so_pin: PinState::default(),
+            seal: None,
         }
     }
 

@@ -1,7 +1,8 @@
 //! The built-in demo token: a SoftHSM token under the user's data dir holding an RSA and
 //! an EC key whose certificates look like 一证通 enterprise certificates (Chinese
 //! organisation name, a valid USCC in extension 1.2.156.10260.4.1.4, one certificate
-//! expiring within 90 days). A newcomer sees the whole product without a USB key.
+//! expiring within 90 days), and the company's seal image as a public data object. A
+//! newcomer sees the whole product without a USB key.
 //!
 //! Provisioning runs once, before any worker loads SoftHSM, on a context of its own that it
 //! finalizes when done; the keys are generated inside the token and never leave it.
@@ -12,6 +13,7 @@ use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, CertificateType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
 use der::{Decode, Encode};
 use rcgen::{
     CertificateParams, CustomExtension, DistinguishedName, DnType, DnValue,
@@ -31,6 +33,12 @@ pub const SO_PIN: &str = "12345678";
 /// The demo organisation's unified social credit code (check digit valid).
 pub const USCC: &str = "91110108MA01CRTY01";
 pub const ORGANISATION: &str = "北京云杉测试科技有限公司";
+/// The organisation's round red seal (drawn by `scripts/make-seal-demo`), stored on the token
+/// as a public CKO_DATA object with CKA_LABEL [`SEAL_LABEL`] and CKA_APPLICATION
+/// [`SEAL_APPLICATION`]: the form the scan looks for (see `token::pkcs11`'s `seal`).
+pub const SEAL_PNG: &[u8] = include_bytes!("../../assets/seal-demo.png");
+pub const SEAL_LABEL: &str = "seal";
+pub const SEAL_APPLICATION: &str = "certray-seal";
 
 /// Where the demo token lives and how to reach it.
 #[derive(Debug, Clone)]
@@ -103,6 +111,11 @@ fn provision(ctx: &Pkcs11) -> Result<(), Error> {
             .get_token_info(*slot)
             .map_err(|e| fail("token info", e))?;
         if info.token_initialized() && info.label().trim() == LABEL {
+            // Demo tokens made before the seal existed get it now. Public objects need no
+            // login, so this works even after the user changed the demo PIN.
+            if let Err(e) = add_seal_if_missing(ctx, *slot) {
+                tracing::warn!(error = %e, "cannot add the seal image to the demo token");
+            }
             return Ok(());
         }
     }
@@ -180,7 +193,38 @@ fn provision(ctx: &Pkcs11) -> Result<(), Error> {
         .signed_by(&ec_pub, &issuer)
         .map_err(|e| fail("sign EC certificate", e))?;
     store_cert(&session, cert.der(), &[2], "李四 EC 签名证书")?;
+    store_seal(&session)?;
     let _ = session.logout();
+    Ok(())
+}
+
+fn add_seal_if_missing(ctx: &Pkcs11, slot: Slot) -> Result<(), Error> {
+    let session = ctx
+        .open_rw_session(slot)
+        .map_err(|e| fail("open session", e))?;
+    let existing = session
+        .find_objects(&[
+            Attribute::Class(ObjectClass::DATA),
+            Attribute::Label(SEAL_LABEL.as_bytes().to_vec()),
+        ])
+        .map_err(|e| fail("find the seal", e))?;
+    if existing.is_empty() {
+        store_seal(&session)?;
+    }
+    Ok(())
+}
+
+fn store_seal(session: &Session) -> Result<(), Error> {
+    session
+        .create_object(&[
+            Attribute::Class(ObjectClass::DATA),
+            Attribute::Token(true),
+            Attribute::Private(false),
+            Attribute::Label(SEAL_LABEL.as_bytes().to_vec()),
+            Attribute::Application(SEAL_APPLICATION.as_bytes().to_vec()),
+            Attribute::Value(SEAL_PNG.to_vec()),
+        ])
+        .map_err(|e| fail("store the seal image", e))?;
     Ok(())
 }
 
@@ -409,5 +453,10 @@ mod tests {
     #[test]
     fn demo_uscc_is_valid() {
         assert!(crate::cert::uscc_is_valid(USCC));
+    }
+
+    #[test]
+    fn demo_seal_is_a_png() {
+        assert!(SEAL_PNG.starts_with(b"\x89PNG\r\n\x1a\n"));
     }
 }

@@ -9,6 +9,7 @@
 //! once per request and never retried; a locked PIN is refused before the token is asked;
 //! when the token reports its final try the caller must have said `force`.
 
+mod seal;
 mod token_info;
 
 use std::collections::HashMap;
@@ -306,6 +307,9 @@ struct Worker {
     logins: HashMap<String, Login>,
     /// (slot, mechanism) → whether the token offers it.
     mechanisms: HashMap<(u64, u64), bool>,
+    /// token id → its data objects and seal at the last scan, so an unchanged seal is not
+    /// read again.
+    seals: HashMap<String, seal::Found>,
 }
 
 impl Worker {
@@ -347,6 +351,7 @@ impl Worker {
             gone: Default::default(),
             logins: HashMap::new(),
             mechanisms: HashMap::new(),
+            seals: HashMap::new(),
         };
         Ok((worker, module))
     }
@@ -492,9 +497,9 @@ impl Worker {
         let mut out = Vec::new();
         let mut present = HashMap::new();
         for (slot, info) in self.token_slots()? {
-            let token = self.describe(slot, &info);
+            let mut token = self.describe(slot, &info);
             present.insert(token.id.clone(), slot);
-            let certificates = match self.read_certificates(slot, &token.id) {
+            let certificates = match self.read_token(slot, &mut token) {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(token = %token.id, error = %e, "cannot read certificates");
@@ -507,6 +512,8 @@ impl Worker {
             });
         }
         self.logins.retain(|id, _| present.contains_key(id));
+        // A token seen again after removal reads its seal afresh.
+        self.seals.retain(|id, _| present.contains_key(id));
         for id in self.slots.keys().filter(|id| !present.contains_key(*id)) {
             self.gone.insert(id.clone());
         }
@@ -526,19 +533,39 @@ impl Worker {
             slot: slot.id(),
             pin: user_pin(info),
             so_pin: so_pin(info),
+            seal: None,
         }
     }
 
-    fn read_certificates(&self, slot: Slot, token_id: &str) -> Result<Vec<CertObject>, Error> {
+    /// The token's certificates, and its seal into `token.seal`, read in one session.
+    fn read_token(&mut self, slot: Slot, token: &mut TokenInfo) -> Result<Vec<CertObject>, Error> {
         // A kept login sees private objects too; otherwise a public session does.
         let fresh;
-        let session = match self.logins.get(token_id).map(|l| &l.session) {
+        let session = match self.logins.get(&token.id).map(|l| &l.session) {
             Some(s) => s,
             None => {
                 fresh = self.ctx.open_ro_session(slot).map_err(map_err)?;
                 &fresh
             }
         };
+        let certificates = Self::read_certificates(session, &token.id);
+        // A token whose seal cannot be read still shows its certificates, and the other way
+        // round.
+        match seal::read(session, self.seals.get(&token.id)) {
+            Ok(found) => {
+                token.seal = found.image.clone();
+                self.seals.insert(token.id.clone(), found);
+            }
+            Err(e) => {
+                // Keep what the last scan found rather than flap on a passing error.
+                token.seal = self.seals.get(&token.id).and_then(|f| f.image.clone());
+                tracing::warn!(token = %token.id, error = %short(&e), "cannot read the seal image")
+            }
+        }
+        certificates
+    }
+
+    fn read_certificates(session: &Session, token_id: &str) -> Result<Vec<CertObject>, Error> {
         let mut key_ids: Vec<Vec<u8>> = Vec::new();
         for class in [ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY] {
             for obj in session
