@@ -136,6 +136,22 @@ impl App {
         })
     }
 
+    /// Withdraw a website's approval (remembered or for this session) and every
+    /// "remember the PIN" it was given; whether it had an approval. For the tray's
+    /// 已授权网站 window: effective at once, unlike `certray origins revoke` on the file.
+    pub fn revoke_origin(&self, origin: &str) -> std::io::Result<bool> {
+        self.remembered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(o, _)| o != origin);
+        self.consents.revoke(origin)
+    }
+
+    /// The bridge's own origin (the check page's), e.g. `http://127.0.0.1:21088`.
+    pub fn own_origin(&self) -> &str {
+        &self.own_origins[0]
+    }
+
     /// Whether `origin` may call, asking the user when it is unknown and someone can be asked.
     async fn origin_allowed(&self, origin: &str) -> bool {
         if self.own_origins.iter().any(|o| o == origin)

@@ -61,6 +61,25 @@ impl Consents {
     }
 }
 
+impl Consents {
+    /// The remembered origins and the ones allowed until certray stops.
+    pub fn list(&self) -> (BTreeSet<String>, BTreeSet<String>) {
+        let s = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        (s.remembered.clone(), s.session.clone())
+    }
+
+    /// Withdraw an approval, remembered or for this session; whether there was one.
+    pub fn revoke(&self, origin: &str) -> std::io::Result<bool> {
+        let mut s = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let session = s.session.remove(origin);
+        let remembered = s.remembered.remove(origin);
+        if remembered && let Some(f) = &self.file {
+            write_origins(f, &s.remembered)?;
+        }
+        Ok(session || remembered)
+    }
+}
+
 fn read_origins(path: &Path) -> BTreeSet<String> {
     match std::fs::read_to_string(path) {
         Ok(text) => match serde_json::from_str::<ConsentFile>(&text) {

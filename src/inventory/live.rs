@@ -20,7 +20,7 @@ use crate::config::{Config, ModuleConfig};
 use crate::token::pcsc::{PcscEvent, PcscWatcher};
 use crate::token::pkcs11::ModuleHandle;
 use crate::token::registry::Registry;
-use crate::token::{TokenInfo, TokenScan, modules};
+use crate::token::{Pin, PinState, TokenInfo, TokenScan, modules};
 
 /// How many events a subscriber may fall behind before it is told it lagged.
 const CAPACITY: usize = 1024;
@@ -275,6 +275,46 @@ impl Live {
             .iter()
             .find(|c| c.id == id)
             .cloned()
+    }
+
+    /// The token's PIN state, read fresh from the token (one C_GetTokenInfo).
+    pub fn pin_state(&self, token_id: &str) -> Result<PinState, super::Error> {
+        Ok(self.module(token_id)?.pin_state(token_id)?)
+    }
+
+    /// Change the user PIN (see [`ModuleHandle::change_pin`]); the token's new PIN flags
+    /// are published as `pin-state-changed` whatever the outcome.
+    pub fn change_pin(
+        &self,
+        token_id: &str,
+        old: Pin,
+        new: Pin,
+        force: bool,
+    ) -> Result<PinState, super::Error> {
+        let module = self.module(token_id)?;
+        let result = module.change_pin(token_id, old, new, force);
+        self.check_pin(token_id);
+        Ok(result?)
+    }
+
+    /// Unlock with the admin PIN or unlock code and set a new user PIN (see
+    /// [`ModuleHandle::unlock`]); publishes the new PIN flags like [`Live::change_pin`].
+    pub fn unlock(
+        &self,
+        token_id: &str,
+        so_pin: Pin,
+        new: Pin,
+        force: bool,
+    ) -> Result<PinState, super::Error> {
+        let module = self.module(token_id)?;
+        let result = module.unlock(token_id, so_pin, new, force);
+        self.check_pin(token_id);
+        Ok(result?)
+    }
+
+    fn module(&self, token_id: &str) -> Result<ModuleHandle, super::Error> {
+        self.module_for(token_id)
+            .ok_or_else(|| super::Error::TokenNotFound(token_id.to_string()))
     }
 
     /// The worker of the module that serves `token_id`, for commands.
