@@ -5,14 +5,16 @@
 
 CERTRAY_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-# Debian packages. Build: a C compiler (ring), pkg-config and the PC/SC headers.
-CERTRAY_BUILD_PACKAGES=(build-essential pkg-config libpcsclite-dev)
-# Run-time tools the demo needs: SoftHSM2 (the demo token) and OpenSC (the default module).
-CERTRAY_DEMO_PACKAGES=(softhsm2 opensc)
+# Debian packages. Build: a C compiler (ring), pkg-config, the PC/SC headers and GTK 3 (the
+# tray on Linux).
+CERTRAY_BUILD_PACKAGES=(build-essential pkg-config libpcsclite-dev libgtk-3-dev)
+# Run-time tools the demo needs: SoftHSM2 (the demo token), OpenSC (the default module), and
+# for the desktop UI the tray library, OpenGL (Mesa) and a Chinese font.
+CERTRAY_DEMO_PACKAGES=(softhsm2 opensc libayatana-appindicator3-1 libgl1-mesa-dri fonts-noto-cjk)
 # Everything the tests drive (tests/common/mod.rs says which test needs what).
 CERTRAY_TEST_PACKAGES=(softhsm2 opensc opencryptoki openssl pcscd python3 vsmartcard-vpcd vsmartcard-vpicc
     python3-pycryptodome pcsc-tools python3-venv iproute2 chromium fonts-noto-cjk dbus-daemon dbus-bin
-    libayatana-appindicator3-1)
+    libayatana-appindicator3-1 libgl1-mesa-dri xvfb dbus-x11 dunst trayer xdotool imagemagick x11-utils)
 
 certray_log() {
     printf '==> %s\n' "$*" >&2

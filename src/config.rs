@@ -18,6 +18,38 @@ pub struct Config {
     /// `[[cards]]`: which module serves a card, by ATR.
     pub cards: Vec<CardConfig>,
     pub bridge: BridgeConfig,
+    pub ui: UiConfig,
+}
+
+/// `[ui]`: the tray and its windows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UiConfig {
+    /// What happens when a key goes in.
+    pub on_insert: OnInsert,
+    /// Desktop notifications (insert, remove, expiry, PIN). Off: the tray icon still tells.
+    pub notifications: bool,
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        UiConfig {
+            on_insert: OnInsert::Popup,
+            notifications: true,
+        }
+    }
+}
+
+/// `[ui] on_insert`: what a key insertion shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnInsert {
+    /// The certificate card, near the tray (and a notification).
+    Popup,
+    /// A notification only.
+    Notify,
+    /// Nothing (the tray icon still changes).
+    None,
 }
 
 /// `[bridge]`: the localhost HTTP bridge for web pages.

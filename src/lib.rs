@@ -12,3 +12,4 @@ pub mod i18n;
 pub mod inventory;
 pub mod platform;
 pub mod token;
+pub mod ui;

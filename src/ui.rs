@@ -1,0 +1,252 @@
+//! The desktop: tray icon, certificate card, PIN dialogs, the bridge's consent and PIN
+//! prompts, and notifications.
+//!
+//! Threads (none of them ever waits on a token):
+//! - the *tray* thread owns the platform tray (on Linux a GTK main loop: [`tray`]);
+//! - the *dialog host* thread owns every window, one egui window at a time showing the
+//!   topmost of a stack of dialogs ([`host`]);
+//! - the *controller* thread follows the inventory's events, keeps the tray current,
+//!   sends notifications and turns menu clicks into dialogs ([`controller`]);
+//! - the *notifier* thread talks to the notification service ([`notify`]).
+//!
+//! *Architecture invariant*: `ui/` sends commands through [`Backend`] (the inventory and
+//! the bridge's approvals) and renders inventory events; it never calls `token/`. A PIN
+//! typed into a dialog lives in a `Zeroizing` buffer and becomes a [`crate::token::Pin`]
+//! only when it is sent; it is never logged.
+
+pub mod backend;
+pub mod controller;
+pub mod dialogs;
+pub mod fonts;
+pub mod host;
+pub mod icons;
+pub mod notify;
+pub mod prompt;
+pub mod tray;
+pub mod view;
+
+pub use backend::{Backend, BackendOptions};
+pub use dialogs::DialogRequest;
+pub use host::{Host, HostHandle};
+pub use notify::{Notice, Notifier};
+pub use prompt::UiPrompt;
+
+use std::sync::{Arc, RwLock};
+
+use futures_util::future::BoxFuture;
+
+use crate::bridge::{ConsentAnswer, PinAnswer, PinRequest, Prompt};
+use crate::config::UiConfig;
+
+/// Whether a desktop session is there to show a tray and windows in.
+pub fn display_available() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        ["DISPLAY", "WAYLAND_DISPLAY"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        true
+    }
+}
+
+/// The desktop as `certray run` starts it: notifications, the dialog host (which answers
+/// the bridge's prompts through `prompt`), and the controller with the tray. Nothing here
+/// waits for the desktop: a tray that cannot start is logged and the rest goes on.
+///
+/// The language chosen in the tray's 语言 menu (kept in `<state dir>/ui.json`) wins over
+/// the one `backend` was made with.
+pub fn start(backend: &Arc<Backend>, prompt: &Arc<PromptSlot>, config: &UiConfig) -> Desktop {
+    if let Some(lang) = controller::saved_lang(backend.state_dir.as_deref()) {
+        backend.set_lang(lang);
+    }
+    let notifier = if config.notifications {
+        // Weak: the notifier thread must not keep the backend (and the inventory) alive.
+        let weak = Arc::downgrade(backend);
+        let fallback = backend.lang();
+        Notifier::desktop(move || weak.upgrade().map_or(fallback, |b| b.lang()))
+    } else {
+        Notifier::off()
+    };
+    let host = match Host::spawn(backend.clone(), notifier.clone()) {
+        Ok(h) => {
+            prompt.set(Some(UiPrompt::new(h.clone())));
+            Some(h)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no dialogs: web pages' consent and PIN requests are refused");
+            None
+        }
+    };
+    let controller = controller::Controller::spawn(controller::Parts {
+        backend: backend.clone(),
+        notifier,
+        host,
+        on_insert: config.on_insert,
+        tray: true,
+    })
+    .map_err(|e| tracing::warn!(error = %e, "cannot start the UI controller; no tray icon"))
+    .ok();
+    Desktop {
+        prompt: prompt.clone(),
+        controller,
+    }
+}
+
+/// The running desktop; [`Desktop::stop`] takes it down.
+pub struct Desktop {
+    prompt: Arc<PromptSlot>,
+    controller: Option<controller::Controller>,
+}
+
+impl Desktop {
+    /// Remove the tray icon and let go of the dialog host: once the bridge has stopped
+    /// too, nothing holds the inventory any more.
+    pub fn stop(self) {
+        self.prompt.set(None);
+        if let Some(c) = self.controller {
+            c.stop();
+        }
+    }
+}
+
+/// The bridge's [`Prompt`] for the desktop, filled in once the dialog host runs. It exists
+/// before the host because of the order things are built in: the host needs the
+/// [`Backend`], the backend the bridge's `App`, and the `App` its prompt. Until then (and
+/// after [`Desktop::stop`]) it answers like a headless daemon.
+#[derive(Default)]
+pub struct PromptSlot {
+    inner: RwLock<Option<Arc<UiPrompt>>>,
+}
+
+impl PromptSlot {
+    pub fn new() -> Arc<PromptSlot> {
+        Arc::default()
+    }
+
+    fn set(&self, prompt: Option<UiPrompt>) {
+        *self.inner.write().unwrap_or_else(|e| e.into_inner()) = prompt.map(Arc::new);
+    }
+
+    fn get(&self) -> Option<Arc<UiPrompt>> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl Prompt for PromptSlot {
+    fn consent<'a>(&'a self, origin: &'a str) -> BoxFuture<'a, ConsentAnswer> {
+        let prompt = self.get();
+        Box::pin(async move {
+            match prompt {
+                Some(p) => p.consent(origin).await,
+                None => ConsentAnswer::Unavailable,
+            }
+        })
+    }
+
+    fn pin(&self, request: PinRequest) -> BoxFuture<'_, PinAnswer> {
+        let prompt = self.get();
+        Box::pin(async move {
+            match prompt {
+                Some(p) => p.pin(request).await,
+                None => PinAnswer::Unavailable,
+            }
+        })
+    }
+
+    fn available(&self) -> bool {
+        self.get().is_some_and(|p| p.available())
+    }
+}
+
+/// Open `url` in the desktop's browser. Does not wait for the browser (the opener is
+/// reaped on a thread of its own).
+pub fn open_url(url: &str) -> std::io::Result<()> {
+    use std::process::{Command, Stdio};
+    #[cfg(windows)]
+    let mut cmd = {
+        use std::os::windows::process::CommandExt;
+        /// No console window flashing up.
+        const CREATE_NO_WINDOW: u32 = 0x0800_0000;
+        let mut c = Command::new("cmd");
+        // `start`'s first quoted argument is a window title.
+        c.args(["/C", "start", ""]).arg(url);
+        c.creation_flags(CREATE_NO_WINDOW);
+        c
+    };
+    #[cfg(target_os = "macos")]
+    let mut cmd = {
+        let mut c = Command::new("open");
+        c.arg(url);
+        c
+    };
+    #[cfg(not(any(windows, target_os = "macos")))]
+    let mut cmd = {
+        let mut c = Command::new("xdg-open");
+        c.arg(url);
+        c
+    };
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let _ = std::thread::Builder::new()
+        .name("opener".into())
+        .spawn(move || child.wait());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::inventory::{Live, LiveOptions};
+
+    #[test]
+    fn the_prompt_slot_answers_like_headless_until_the_host_runs() {
+        let slot = PromptSlot::new();
+        assert!(!slot.available());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert_eq!(
+            rt.block_on(slot.consent("https://etax.example")),
+            ConsentAnswer::Unavailable
+        );
+        let request = PinRequest {
+            origin: None,
+            certificate_id: "c-0".into(),
+            owner: "云杉".into(),
+            operation: "sign".into(),
+        };
+        assert!(matches!(
+            rt.block_on(slot.pin(request)),
+            PinAnswer::Unavailable
+        ));
+
+        // An inventory with nothing to load, and a dialog host that opens no window until
+        // asked: the slot then says a person can be asked, and stops saying so once cleared.
+        let mut config = Config::default();
+        config.pkcs11.use_defaults = false;
+        let live = Arc::new(Live::start(&config, LiveOptions { pcsc: false }).unwrap());
+        let backend = Backend::new(
+            live,
+            BackendOptions {
+                bridge: None,
+                lang: crate::i18n::Lang::ZhCn,
+                warning_days: 30,
+                check_page: None,
+                config_path: None,
+                state_dir: None,
+            },
+        );
+        let host = Host::spawn(backend, Notifier::off()).unwrap();
+        slot.set(Some(UiPrompt::new(host)));
+        assert!(slot.available());
+        slot.set(None);
+        assert!(!slot.available());
+    }
+}

@@ -1,0 +1,171 @@
+//! What the UI may ask of the rest of certray: the live inventory (state, events, PIN
+//! commands), the bridge's website approvals, and a few settings. Every PIN command
+//! blocks on the token: call it from a worker thread, never from a frame.
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use crate::bridge::App;
+use crate::i18n::Lang;
+use crate::inventory::{self, CertEntry, Live, Snapshot, Subscription};
+use crate::token::{Pin, PinState, TokenInfo};
+
+/// The UI's one handle on certray.
+pub struct Backend {
+    live: Arc<Live>,
+    bridge: Option<Arc<App>>,
+    lang: RwLock<Lang>,
+    warning_days: u32,
+    /// The bridge's check page, `http://127.0.0.1:PORT/`.
+    check_page: Option<String>,
+    /// `--config FILE` as given to `certray run`, passed on to `certray doctor`.
+    config_path: Option<PathBuf>,
+    /// Where the UI keeps its own state (`ui.json`, `notified.json`); `None`: memory only.
+    pub state_dir: Option<PathBuf>,
+    quit: tokio::sync::watch::Sender<bool>,
+}
+
+/// How to build a [`Backend`].
+pub struct BackendOptions {
+    pub bridge: Option<Arc<App>>,
+    pub lang: Lang,
+    pub warning_days: u32,
+    pub check_page: Option<String>,
+    pub config_path: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
+}
+
+impl Backend {
+    pub fn new(live: Arc<Live>, o: BackendOptions) -> Arc<Backend> {
+        Arc::new(Backend {
+            live,
+            bridge: o.bridge,
+            lang: RwLock::new(o.lang),
+            warning_days: o.warning_days,
+            check_page: o.check_page,
+            config_path: o.config_path,
+            state_dir: o.state_dir,
+            quit: tokio::sync::watch::Sender::new(false),
+        })
+    }
+
+    /// The language the UI speaks now (the tray's 语言 menu changes it).
+    pub fn lang(&self) -> Lang {
+        *self.lang.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set_lang(&self, lang: Lang) {
+        *self.lang.write().unwrap_or_else(|e| e.into_inner()) = lang;
+    }
+
+    /// Days before expiry from which a certificate is `expiring`.
+    pub fn warning_days(&self) -> u32 {
+        self.warning_days
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.live.snapshot()
+    }
+
+    pub fn subscribe(&self) -> (Arc<Snapshot>, Subscription) {
+        self.live.subscribe()
+    }
+
+    pub fn certificate(&self, id: &str) -> Option<CertEntry> {
+        self.live.certificate(id)
+    }
+
+    pub fn token(&self, id: &str) -> Option<TokenInfo> {
+        self.live
+            .snapshot()
+            .tokens
+            .iter()
+            .find(|t| t.id == id)
+            .cloned()
+    }
+
+    /// Blocking: reads the token.
+    pub fn pin_state(&self, token_id: &str) -> Result<PinState, inventory::Error> {
+        self.live.pin_state(token_id)
+    }
+
+    /// Blocking: talks to the token. `force` lets the final try be used.
+    pub fn change_pin(
+        &self,
+        token_id: &str,
+        old: Pin,
+        new: Pin,
+        force: bool,
+    ) -> Result<PinState, inventory::Error> {
+        self.live.change_pin(token_id, old, new, force)
+    }
+
+    /// Blocking: talks to the token.
+    pub fn unlock(
+        &self,
+        token_id: &str,
+        so_pin: Pin,
+        new: Pin,
+        force: bool,
+    ) -> Result<PinState, inventory::Error> {
+        self.live.unlock(token_id, so_pin, new, force)
+    }
+
+    /// Websites approved to use the certificates: (remembered, this session only).
+    pub fn origins(&self) -> (Vec<String>, Vec<String>) {
+        match &self.bridge {
+            Some(app) => {
+                let (r, s) = app.consents.list();
+                (r.into_iter().collect(), s.into_iter().collect())
+            }
+            None => Default::default(),
+        }
+    }
+
+    /// Withdraw a website's approval, effective at once.
+    pub fn revoke_origin(&self, origin: &str) -> std::io::Result<bool> {
+        match &self.bridge {
+            Some(app) => app.revoke_origin(origin),
+            None => Ok(false),
+        }
+    }
+
+    /// The bridge's check page URL, when the bridge runs.
+    pub fn check_page(&self) -> Option<&str> {
+        self.check_page.as_deref()
+    }
+
+    /// `certray doctor` as a child process (it loads modules of its own, which must not
+    /// happen inside the daemon), in the UI's language.
+    pub fn doctor_command(&self) -> std::process::Command {
+        let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("certray"));
+        let mut cmd = std::process::Command::new(exe);
+        if let Some(path) = &self.config_path {
+            cmd.arg("--config").arg(path);
+        }
+        cmd.arg("doctor");
+        cmd.env(
+            "CERTRAY_LANG",
+            match self.lang() {
+                Lang::ZhCn => "zh_CN.UTF-8",
+                Lang::En => "en_US.UTF-8",
+            },
+        );
+        cmd
+    }
+
+    /// Ask the whole daemon to stop (the tray's 退出).
+    pub fn request_quit(&self) {
+        self.quit.send_replace(true);
+    }
+
+    pub fn quit_requested(&self) -> bool {
+        *self.quit.borrow()
+    }
+
+    /// Resolves once [`Backend::request_quit`] has been called.
+    pub async fn quitting(&self) {
+        let mut rx = self.quit.subscribe();
+        let _ = rx.wait_for(|q| *q).await;
+    }
+}

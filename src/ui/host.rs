@@ -1,0 +1,282 @@
+//! The dialog host: one thread owns every window. It waits for a [`DialogRequest`], opens
+//! one egui window (eframe) showing the topmost of a stack of dialogs, and closes the
+//! window when the stack is empty. Requests that arrive while the window is open join the
+//! stack: bridge prompts on top (they have a web page waiting), the rest underneath.
+//!
+//! The window stays on top, near the tray (top-right of the screen), and takes the focus
+//! when a new dialog comes to the top.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread;
+use std::time::Duration;
+
+use eframe::egui;
+
+use super::backend::Backend;
+use super::dialogs::{self, Cx, Dialog, DialogRequest, Outcome};
+use super::fonts;
+use super::notify::Notifier;
+
+/// How far from the screen's edge the window sits.
+const MARGIN: f32 = 16.0;
+/// Below a top panel, where GNOME and trayer keep the tray.
+const TOP: f32 = 40.0;
+
+/// Opens dialogs on the host thread. Cheap to clone.
+#[derive(Clone)]
+pub struct HostHandle {
+    tx: mpsc::Sender<DialogRequest>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    /// The open window's context, to wake it when a request arrives.
+    ctx: Mutex<Option<egui::Context>>,
+    /// False once windows turned out impossible (no display, no OpenGL).
+    running: AtomicBool,
+}
+
+impl HostHandle {
+    /// Ask for a window; false when no window can be shown (the request is dropped, so a
+    /// prompt's reply channel closes).
+    pub fn open(&self, request: DialogRequest) -> bool {
+        if !self.is_running() || self.tx.send(request).is_err() {
+            return false;
+        }
+        if let Some(ctx) = &*self.shared.ctx.lock().unwrap_or_else(|e| e.into_inner()) {
+            ctx.request_repaint();
+        }
+        true
+    }
+
+    /// Whether windows can be shown.
+    pub fn is_running(&self) -> bool {
+        self.shared.running.load(Ordering::SeqCst)
+    }
+}
+
+/// The dialog host thread.
+pub struct Host;
+
+impl Host {
+    /// Start the host thread. Windows open only when a request comes.
+    pub fn spawn(backend: Arc<Backend>, notifier: Notifier) -> Result<HostHandle, String> {
+        let (tx, rx) = mpsc::channel();
+        let shared = Arc::new(Shared {
+            ctx: Mutex::new(None),
+            running: AtomicBool::new(true),
+        });
+        let handle = HostHandle {
+            tx,
+            shared: shared.clone(),
+        };
+        thread::Builder::new()
+            .name("dialogs".into())
+            .spawn(move || run(rx, backend, notifier, shared))
+            .map_err(|e| format!("cannot start the dialog thread: {e}"))?;
+        Ok(handle)
+    }
+}
+
+fn run(
+    rx: mpsc::Receiver<DialogRequest>,
+    backend: Arc<Backend>,
+    notifier: Notifier,
+    shared: Arc<Shared>,
+) {
+    while let Ok(first) = rx.recv() {
+        let mut windows = Windows {
+            backend: backend.clone(),
+            notifier: notifier.clone(),
+            rx: &rx,
+            stack: Vec::new(),
+            shown: None,
+            placed: false,
+        };
+        windows.request(first);
+        if windows.stack.is_empty() {
+            continue;
+        }
+        let (title, size) = {
+            let top = windows.stack.last().expect("not empty");
+            (top.title(backend.lang()), top.size())
+        };
+        let options = native_options(&title, size);
+        let ctx_slot = shared.clone();
+        let result = eframe::run_native(
+            "certray",
+            options,
+            Box::new(move |cc| {
+                fonts::install(&cc.egui_ctx);
+                *ctx_slot.ctx.lock().unwrap_or_else(|e| e.into_inner()) = Some(cc.egui_ctx.clone());
+                Ok(Box::new(windows))
+            }),
+        );
+        *shared.ctx.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        if let Err(e) = result {
+            // No display or no OpenGL: from now on the bridge's prompts answer "no one to
+            // ask", as when headless. The dialogs of this round were dropped with the app,
+            // which answered their waiting prompts.
+            tracing::error!(error = %e, "cannot open windows; dialogs are off");
+            shared.running.store(false, Ordering::SeqCst);
+            while rx.try_recv().is_ok() {}
+            return;
+        }
+    }
+}
+
+fn native_options(title: &str, size: egui::Vec2) -> eframe::NativeOptions {
+    eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title(title)
+            .with_app_id("certray")
+            .with_inner_size(size)
+            .with_resizable(false)
+            .with_minimize_button(false)
+            .with_maximize_button(false)
+            .with_window_level(egui::WindowLevel::AlwaysOnTop),
+        event_loop_builder: Some(Box::new(|builder| {
+            // The host is not the main thread (that one runs the bridge).
+            #[cfg(target_os = "linux")]
+            {
+                use winit::platform::x11::EventLoopBuilderExtX11;
+                builder.with_any_thread(true);
+            }
+            #[cfg(windows)]
+            {
+                use winit::platform::windows::EventLoopBuilderExtWindows;
+                builder.with_any_thread(true);
+            }
+            let _ = builder;
+        })),
+        ..Default::default()
+    }
+}
+
+/// The eframe app: a stack of dialogs, the topmost shown.
+struct Windows<'a> {
+    backend: Arc<Backend>,
+    notifier: Notifier,
+    rx: &'a mpsc::Receiver<DialogRequest>,
+    stack: Vec<Box<dyn Dialog>>,
+    /// Title and size last applied to the window, and which dialog had them.
+    shown: Option<(usize, String, egui::Vec2)>,
+    /// The window has been moved near the tray.
+    placed: bool,
+}
+
+impl Windows<'_> {
+    fn request(&mut self, request: DialogRequest) {
+        let Some(dialog) = dialogs::build(request, &self.backend) else {
+            return;
+        };
+        if dialog.urgent() {
+            self.stack.push(dialog);
+        } else {
+            // Underneath the prompts, which have a web page waiting.
+            let at = self
+                .stack
+                .iter()
+                .position(|d| d.urgent())
+                .unwrap_or(self.stack.len());
+            self.stack.insert(at, dialog);
+        }
+    }
+
+    /// Apply the top dialog's title and size when the top changed; take the focus then.
+    fn fit(&mut self, ctx: &egui::Context) {
+        let lang = self.backend.lang();
+        let top = self.stack.last().expect("not empty");
+        let id = &**top as *const dyn Dialog as *const () as usize;
+        let (title, size) = (top.title(lang), top.size());
+        let changed = match &self.shown {
+            Some((i, t, s)) => *i != id || *t != title || *s != size,
+            None => true,
+        };
+        if changed {
+            let new_top = self.shown.as_ref().is_none_or(|(i, _, _)| *i != id);
+            ctx.send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
+            ctx.send_viewport_cmd(egui::ViewportCommand::InnerSize(size));
+            if new_top {
+                ctx.send_viewport_cmd(egui::ViewportCommand::Focus);
+            }
+            self.shown = Some((id, title, size));
+            self.placed = false;
+        }
+        if !self.placed
+            && let Some(monitor) = ctx.input(|i| i.viewport().monitor_size)
+        {
+            let x = (monitor.x - size.x - MARGIN).max(0.0);
+            ctx.send_viewport_cmd(egui::ViewportCommand::OuterPosition(egui::pos2(x, TOP)));
+            self.placed = true;
+        }
+    }
+}
+
+impl eframe::App for Windows<'_> {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        let ctx = ui.ctx().clone();
+        while let Ok(r) = self.rx.try_recv() {
+            self.request(r);
+        }
+        // Prompts whose web request went away.
+        self.stack.retain(|d| d.alive());
+        // Esc or the title bar's ×: cancel the top dialog only.
+        let (escape, close) = ctx.input(|i| {
+            (
+                i.key_pressed(egui::Key::Escape),
+                i.viewport().close_requested(),
+            )
+        });
+        if (escape || close)
+            && let Some(mut top) = self.stack.pop()
+        {
+            top.cancel();
+        }
+        if close && !self.stack.is_empty() {
+            ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);
+        }
+        if self.stack.is_empty() {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            return;
+        }
+        self.fit(&ctx);
+        let mut open = Vec::new();
+        let outcome = {
+            let top = self.stack.last_mut().expect("not empty");
+            let mut cx = Cx {
+                lang: self.backend.lang(),
+                backend: &self.backend,
+                notifier: &self.notifier,
+                open: &mut open,
+            };
+            egui::CentralPanel::default()
+                .show(ui, |ui| top.ui(ui, &mut cx))
+                .inner
+        };
+        if outcome == Outcome::Close {
+            self.stack.pop();
+        }
+        for r in open {
+            // Opened from the top dialog: goes on top of it, whatever its kind.
+            if let Some(d) = dialogs::build(r, &self.backend) {
+                self.stack.push(d);
+            }
+        }
+        if self.stack.is_empty() {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+        }
+        // Notice prompts that went away and requests, even when nothing moves.
+        ctx.request_repaint_after(Duration::from_millis(250));
+    }
+}
+
+impl Drop for Windows<'_> {
+    fn drop(&mut self) {
+        // Closing with dialogs still open (certray stopping): answer whoever waits.
+        for mut d in self.stack.drain(..) {
+            d.cancel();
+        }
+    }
+}
