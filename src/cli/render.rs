@@ -88,7 +88,7 @@ pub fn status_name(status: &str, lang: Lang) -> &'static str {
 }
 
 /// Usage names in the user's language, joined; `-` for none.
-fn usages(names: &[String], lang: Lang) -> String {
+pub fn usages(names: &[String], lang: Lang) -> String {
     if names.is_empty() {
         return "-".into();
     }
@@ -96,7 +96,7 @@ fn usages(names: &[String], lang: Lang) -> String {
     names.join(lang.pick("、", ", "))
 }
 
-fn usage_name(u: &str, lang: Lang) -> String {
+pub fn usage_name(u: &str, lang: Lang) -> String {
     let zh = match u {
         "digitalSignature" => "数字签名",
         "nonRepudiation" => "不可否认",

@@ -1,0 +1,158 @@
+//! The windows: one [`Dialog`] per kind, drawn by the dialog host ([`super::host`]) in one
+//! egui window, the topmost of a stack. Dialogs are plain state + `ui()`, so
+//! `egui_kittest` drives them without a screen (tests/ui_dialogs.rs).
+//!
+//! Keyboard: the first field has focus on open, Tab moves, Enter presses the default
+//! button, Esc cancels (the host calls [`Dialog::cancel`] and closes the dialog). Every
+//! field and button is named in the accessibility tree by its visible label.
+//!
+//! One file per dialog; [`widgets`] holds the parts they share (header, rows, PIN field,
+//! the worker job) and [`facts`] what they say, as plain functions of the model.
+
+use std::sync::Arc;
+
+use eframe::egui;
+
+use crate::bridge::{ConsentAnswer, PinAnswer, PinRequest};
+use crate::i18n::Lang;
+
+use super::backend::Backend;
+use super::notify::Notifier;
+
+pub mod card;
+pub mod consent;
+pub mod details;
+pub mod doctor;
+pub mod facts;
+pub mod origins;
+pub mod pick;
+pub mod pin;
+pub mod pin_prompt;
+pub mod widgets;
+
+pub use card::Card;
+pub use consent::Consent;
+pub use details::Details;
+pub use doctor::Doctor;
+pub use origins::Origins;
+pub use pick::Pick;
+pub use pin::{PinAction, PinDialog};
+pub use pin_prompt::PinPrompt;
+
+/// Something that asks for a window.
+#[derive(Debug)]
+pub enum DialogRequest {
+    /// The certificate card (证书信息): on insertion and from the tray menu.
+    Card { cert_id: String },
+    /// 查看证书: every field, identifier and fingerprint, copyable.
+    Details { cert_id: String },
+    /// 修改密码.
+    ChangePin { token_id: String },
+    /// 解锁: admin PIN or unlock code, new PIN.
+    Unlock { token_id: String },
+    /// The bridge asks whether a website may use the certificates.
+    Consent {
+        origin: String,
+        reply: oneshot::Sender<ConsentAnswer>,
+    },
+    /// The bridge asks for the PIN to sign.
+    Pin {
+        request: PinRequest,
+        reply: oneshot::Sender<PinAnswer>,
+    },
+    /// 环境检测: `certray doctor`'s report.
+    Doctor,
+    /// 已授权网站: list and revoke.
+    Origins,
+    /// 选择密钥: pick the token for 修改密码 / 解锁 when several are in.
+    PickToken { then: PickThen },
+}
+
+/// What to open once a token is picked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PickThen {
+    ChangePin,
+    Unlock,
+}
+
+/// What a frame of a dialog decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Open,
+    Close,
+}
+
+/// What a dialog may use while drawing.
+pub struct Cx<'a> {
+    pub lang: Lang,
+    pub backend: &'a Arc<Backend>,
+    pub notifier: &'a Notifier,
+    /// Dialogs to open on top of this one (e.g. the card's 修改密码 button).
+    pub open: &'a mut Vec<DialogRequest>,
+}
+
+/// One kind of window.
+pub trait Dialog: Send {
+    /// The window title.
+    fn title(&self, lang: Lang) -> String;
+    /// The window's inner size in points.
+    fn size(&self) -> egui::Vec2;
+    /// Draw one frame.
+    fn ui(&mut self, ui: &mut egui::Ui, cx: &mut Cx<'_>) -> Outcome;
+    /// The window is closing without the dialog having finished (Esc, the title bar's ×,
+    /// certray stopping): answer whoever waits with "cancel"/"deny".
+    fn cancel(&mut self) {}
+    /// `false` once nobody waits for the answer any more (the web page's request went
+    /// away): the host then closes the dialog.
+    fn alive(&self) -> bool {
+        true
+    }
+    /// Bridge prompts go on top of whatever is open; other dialogs queue behind them.
+    fn urgent(&self) -> bool {
+        false
+    }
+}
+
+/// Make the dialog a request asks for; `None` when what it names has gone (e.g. the key
+/// was pulled before the window could open).
+pub fn build(request: DialogRequest, backend: &Arc<Backend>) -> Option<Box<dyn Dialog>> {
+    let dialog: Box<dyn Dialog> = match request {
+        DialogRequest::Card { cert_id } => Box::new(Card::new(backend, &cert_id)?),
+        DialogRequest::Details { cert_id } => Box::new(Details::new(backend, &cert_id)?),
+        DialogRequest::ChangePin { token_id } => {
+            Box::new(PinDialog::new(backend, &token_id, PinAction::Change)?)
+        }
+        DialogRequest::Unlock { token_id } => {
+            Box::new(PinDialog::new(backend, &token_id, PinAction::Unlock)?)
+        }
+        DialogRequest::Consent { origin, reply } => Box::new(Consent::new(origin, reply)),
+        DialogRequest::Pin { request, reply } => Box::new(PinPrompt::new(request, reply)),
+        DialogRequest::Doctor => Box::new(Doctor::new(backend)),
+        DialogRequest::Origins => Box::new(Origins::new()),
+        DialogRequest::PickToken { then } => {
+            // One key in: nothing to pick.
+            let tokens = &backend.snapshot().tokens;
+            if let [only] = tokens.as_slice() {
+                let id = only.id.clone();
+                return build(then.request(id), backend);
+            }
+            Box::new(Pick::new(then))
+        }
+    };
+    Some(dialog)
+}
+
+impl PickThen {
+    /// The request for the picked token.
+    pub fn request(self, token_id: String) -> DialogRequest {
+        match self {
+            PickThen::ChangePin => DialogRequest::ChangePin { token_id },
+            PickThen::Unlock => DialogRequest::Unlock { token_id },
+        }
+    }
+}
+
+/// A window title: what the dialog is, then whose it is.
+fn window_title(what: &str, lang: Lang) -> String {
+    format!("{what} - {}", lang.pick("证书助手", "certray"))
+}
