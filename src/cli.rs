@@ -4,7 +4,7 @@
 //! they print the bridge's error object instead. Exit codes are [`Code::exit_code`]
 //! (documented in the README); clap's usage errors exit with 2.
 
-mod render;
+pub(crate) mod render;
 mod table;
 
 use std::io::{BufRead, Write};
@@ -70,10 +70,11 @@ enum Command {
     /// PIN status, change and unlock.
     #[command(subcommand)]
     Pin(PinCommand),
-    /// Run the daemon: the live inventory and the localhost bridge for web pages.
+    /// Run the daemon: the live inventory, the localhost bridge for web pages and, on a
+    /// desktop, the tray icon, dialogs and notifications.
     Run {
-        /// No desktop UI (consent and PIN prompts are refused). Until the desktop UI lands
-        /// the daemon is always headless.
+        /// No desktop UI (consent and PIN prompts are refused). Without a display the
+        /// daemon is headless anyway.
         #[arg(long)]
         headless: bool,
     },
@@ -389,8 +390,7 @@ fn run(ctx: &Ctx, command: Command) -> Result<(), Failure> {
         Command::Sign(args) => sign(ctx, args),
         Command::Pin(cmd) => pin(ctx, cmd),
         Command::Watch { json } => watch(ctx, json),
-        // No desktop UI yet: the daemon is headless either way.
-        Command::Run { headless: _ } => run_daemon(ctx, ctx.config()?, |_| {}),
+        Command::Run { headless } => run_daemon(ctx, ctx.config()?, !headless, |_| {}),
         Command::Config(cmd) => config_command(ctx, cmd),
         Command::Autostart { state } => autostart(ctx, &state),
         Command::Origins(cmd) => origins(ctx, cmd),
@@ -606,11 +606,19 @@ fn state_dir() -> Result<PathBuf, Failure> {
     config::state_dir().ok_or_else(|| Failure::new(Code::Io, "no home directory"))
 }
 
-fn run_daemon(ctx: &Ctx, config: Config, on_ready: impl FnOnce(&str)) -> Result<(), Failure> {
+/// The daemon: live inventory and bridge, plus the desktop UI when `desktop` is asked for
+/// and a display is there.
+fn run_daemon(
+    ctx: &Ctx,
+    config: Config,
+    desktop: bool,
+    on_ready: impl FnOnce(&str),
+) -> Result<(), Failure> {
     use std::sync::Arc;
 
-    use crate::bridge::{App, BridgeOptions, Headless};
+    use crate::bridge::{App, BridgeOptions, Headless, Prompt};
     use crate::platform::{InstanceLock, LockError};
+    use crate::ui;
     crate::bridge::check_listen(config.bridge.listen)
         .map_err(|e| Failure::new(Code::ConfigInvalid, e))?;
     // One daemon per user: a second one says which is running, before touching anything.
@@ -631,6 +639,14 @@ fn run_daemon(ctx: &Ctx, config: Config, on_ready: impl FnOnce(&str)) -> Result<
     );
     ctx.warn_failures(live.failures());
     let lang = ctx.lang;
+    let display = ui::display_available();
+    // Filled in by the dialog host once it runs (it needs the App this prompt goes into).
+    let slot = (desktop && display).then(ui::PromptSlot::new);
+    let prompt: Arc<dyn Prompt> = match &slot {
+        Some(s) => s.clone(),
+        None => Arc::new(Headless),
+    };
+    let mut desktop_ui = None;
     let result = runtime.block_on(async {
         let listen = config.bridge.listen;
         let listener = match tokio::net::TcpListener::bind(listen).await {
@@ -649,7 +665,7 @@ fn run_daemon(ctx: &Ctx, config: Config, on_ready: impl FnOnce(&str)) -> Result<
             BridgeOptions {
                 config: config.bridge.clone(),
                 port,
-                prompt: Arc::new(Headless),
+                prompt,
                 state_dir: config::state_dir(),
                 warning_days: config.alerts.expiry_warning_days,
             },
@@ -658,15 +674,72 @@ fn run_daemon(ctx: &Ctx, config: Config, on_ready: impl FnOnce(&str)) -> Result<
         if let Err(e) = lock.describe(Some(&url)) {
             tracing::warn!(path = %lock.path().display(), error = %e, "cannot note the URL in the lock file");
         }
+        let backend = slot.as_ref().map(|slot| {
+            let backend = ui::Backend::new(
+                live.clone(),
+                ui::BackendOptions {
+                    bridge: Some(app.clone()),
+                    lang,
+                    warning_days: config.alerts.expiry_warning_days,
+                    check_page: Some(url.clone()),
+                    config_path: ctx.config_path.clone(),
+                    state_dir: config::state_dir(),
+                },
+            );
+            desktop_ui = Some(ui::start(&backend, slot, &config.ui));
+            backend
+        });
         println!("{}{url}", lang.pick("证书助手已启动：", "certray is running: "));
+        println!(
+            "{}",
+            match (backend.is_some(), desktop) {
+                (true, _) => lang.pick(
+                    "桌面界面：已开启（托盘图标、对话框和通知）",
+                    "Desktop UI: on (tray icon, dialogs, notifications)"
+                ),
+                (false, false) => lang.pick(
+                    "桌面界面：未开启（--headless）",
+                    "Desktop UI: off (--headless)"
+                ),
+                (false, true) => lang.pick(
+                    "桌面界面：未开启（没有图形显示）",
+                    "Desktop UI: off (no display)"
+                ),
+            }
+        );
         on_ready(&url);
         let _ = std::io::stdout().flush();
-        crate::bridge::serve(listener, app, shutdown_signal())
+        // Ctrl-C, SIGTERM, or the tray's 退出.
+        let shutdown = async move {
+            match backend {
+                Some(b) => tokio::select! {
+                    _ = shutdown_signal() => {}
+                    _ = b.quitting() => tracing::info!("stopping"),
+                },
+                None => shutdown_signal().await,
+            }
+        };
+        crate::bridge::serve(listener, app, shutdown)
             .await
             .map_err(|e| Failure::new(Code::Io, e.to_string()))
     });
     drop(runtime);
-    drop(live);
+    if let Some(d) = desktop_ui {
+        d.stop();
+    }
+    // The dialog host lets go of the inventory on its own thread as it winds down. The
+    // modules are finalized where the last handle goes: here, not on a thread racing the
+    // process's exit. A host that keeps it (a window still open) keeps it to the end.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while Arc::strong_count(&live) > 1 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    if Arc::strong_count(&live) == 1 {
+        drop(live);
+    } else {
+        tracing::debug!("the inventory is still in use; leaving the modules to the exit");
+        std::mem::forget(live);
+    }
     result
 }
 
@@ -949,7 +1022,7 @@ fn demo(ctx: &Ctx, reset: bool, no_run: bool, no_browser: bool) -> Result<(), Fa
     // The daemon loads the modules itself: the listing's workers finalize first.
     drop(inv);
     let pin = demo.pin;
-    run_daemon(ctx, config, |url| {
+    run_daemon(ctx, config, true, |url| {
         println!(
             "{}",
             lang.pick(
@@ -965,24 +1038,9 @@ fn demo(ctx: &Ctx, reset: bool, no_run: bool, no_browser: bool) -> Result<(), Fa
 
 /// Open `url` in the desktop's browser when there is a desktop; say so when there is none.
 fn open_in_browser(url: &str) {
-    let desktop =
-        std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
-    #[cfg(target_os = "linux")]
-    let opener = desktop.then_some("xdg-open");
-    #[cfg(target_os = "macos")]
-    let opener = Some("open");
-    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
-    let opener: Option<&str> = None;
-    let _ = desktop;
-    match opener.map(|o| {
-        std::process::Command::new(o)
-            .arg(url)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-    }) {
-        Some(Ok(_)) => {}
-        Some(Err(e)) => tracing::info!(error = %e, "no browser opened"),
-        None => tracing::info!("no desktop: open the check page yourself"),
+    if !crate::ui::display_available() {
+        tracing::info!("no desktop: open the check page yourself");
+    } else if let Err(e) = crate::ui::open_url(url) {
+        tracing::info!(error = %e, "no browser opened");
     }
 }
