@@ -1,0 +1,1363 @@
+//! The desktop for real (issue 5): `certray run` with its tray icon in trayer, notifications
+//! through dunst on a private D-Bus session, the certificate card and the PIN dialog, all
+//! on a private Xvfb, with a key inserted through a private pcscd (vpcd + vicc) and SoftHSM.
+//!
+//! What it checks: the tray icon appears and its menu opens; the insertion's `Notify` call,
+//! as dbus-monitor sees it, names the certificate's owner and its days left, the icon
+//! changes and the card pops up; a PIN changed in the dialog (opened from the menu, typed
+//! with xdotool) is the PIN the token accepts afterwards and the old one is refused
+//! (`certray sign`); pulling the key is notified and the open card says so. Screenshots of
+//! each step go to `target/desktop-artifacts/` for people to look at.
+//!
+//! No window manager runs: windows sit where certray puts them, undecorated, and nobody
+//! gives them the input focus; the test does (`xdotool windowfocus`) before typing, as a
+//! window manager would on a click. The tray menu is driven with the keyboard (GTK menus
+//! grab it).
+//!
+//! Every wait polls for its effect up to a generous deadline; nothing is timed. A missing
+//! program fails the test naming its Debian package.
+//!
+//! `bench_desktop` (ignored; `scripts/bench-desktop` runs it on a release build) measures
+//! the daemon's memory with the tray and the time from a card insertion to the card window.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::cell::RefCell;
+use std::ffi::OsString;
+use std::fs;
+use std::io::BufRead as _;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::pcsc::{Pcscd, Vicc};
+use common::*;
+use serde_json::Value;
+
+const PIN: &str = "123456";
+const SO_PIN: &str = "12345678";
+const NEW_PIN: &str = "246810";
+/// The token's label: what the PIN dialog and the PIN notifications name.
+const LABEL: &str = "云杉测试密钥";
+
+/// How long any one thing may take to happen (a debug build rendering through llvmpipe on
+/// two busy cores is slow; a step that never happens fails at this deadline).
+const WAIT: Duration = Duration::from_secs(45);
+const POLL: Duration = Duration::from_millis(50);
+
+/// The screen; certray puts its windows near the top-right corner, under the tray.
+const SCREEN: (u32, u32) = (1024, 768);
+
+/// Window titles: `dialogs::window_title` ("<what> - 证书助手").
+const CARD_TITLE: &str = "证书信息 - 证书助手";
+const CHANGE_PIN_TITLE: &str = "修改密码 - 证书助手";
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+// ---------------------------------------------------------------------------------------------
+
+/// A child in a process group of its own, its output in a log file. Dropping it stops the
+/// whole group (SIGTERM, then SIGKILL), so what it started goes with it.
+struct Proc {
+    name: String,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Proc {
+    /// Start `cmd` with stdin closed and stdout and stderr going to `log`.
+    fn spawn(name: &str, cmd: &mut Command, log: PathBuf) -> Proc {
+        let out = fs::File::create(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+        cmd.stdout(out.try_clone().expect("dup log"));
+        Proc::start(name, cmd.stderr(out), log)
+    }
+
+    /// Like [`Proc::spawn`] with stdout piped to the caller (stderr to `log`).
+    fn spawn_piped(name: &str, cmd: &mut Command, log: PathBuf) -> (Proc, ChildStdout) {
+        let err = fs::File::create(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+        let mut p = Proc::start(name, cmd.stdout(Stdio::piped()).stderr(err), log);
+        let stdout = p
+            .child
+            .as_mut()
+            .and_then(|c| c.stdout.take())
+            .expect("stdout");
+        (p, stdout)
+    }
+
+    fn start(name: &str, cmd: &mut Command, log: PathBuf) -> Proc {
+        let child = cmd
+            .stdin(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name} ({cmd:?}): {e}"));
+        Proc {
+            name: name.to_string(),
+            child: Some(child),
+            log,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM to the group, up to 5 s for the leader to go, then SIGKILL to the group.
+    fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let group = child.id();
+        signal_group(group, "TERM");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        signal_group(group, "KILL");
+        let _ = child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `kill -SIG -GROUP` through sh's builtin (no libc here; dash's `kill` takes no `--`).
+fn signal_group(group: u32, sig: &str) {
+    let _ = Command::new("sh")
+        .arg("-c")
+        .arg(format!("kill -{sig} -{group} 2>/dev/null"))
+        .stdin(Stdio::null())
+        .status();
+}
+
+/// The last `n` lines of `text`.
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+// ---------------------------------------------------------------------------------------------
+// The desktop: Xvfb, D-Bus, dbus-monitor, dunst, trayer
+// ---------------------------------------------------------------------------------------------
+
+/// The programs the desktop needs, with their Debian packages.
+const PROGRAMS: &[(&str, &str)] = &[
+    ("Xvfb", "xvfb"),
+    ("dbus-daemon", "dbus-daemon"),
+    ("dbus-monitor", "dbus-bin"),
+    ("dbus-send", "dbus-bin"),
+    ("dunst", "dunst"),
+    ("trayer", "trayer"),
+    ("xdotool", "xdotool"),
+    ("xwininfo", "x11-utils"),
+    ("xev", "x11-utils"),
+    ("import", "imagemagick"),
+    ("identify", "imagemagick"),
+    ("convert", "imagemagick"),
+    ("compare", "imagemagick"),
+];
+
+/// Files the desktop needs that are not programs: the Chinese font, Mesa's software
+/// OpenGL for eframe, and the library tray-icon loads at run time.
+const FILES: &[(&str, &str)] = &[
+    (
+        "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+        "fonts-noto-cjk",
+    ),
+    (
+        "/usr/lib/x86_64-linux-gnu/dri/swrast_dri.so",
+        "libgl1-mesa-dri",
+    ),
+    (
+        "/usr/lib/x86_64-linux-gnu/libayatana-appindicator3.so.1",
+        "libayatana-appindicator3-1",
+    ),
+];
+
+/// Notifications appear bottom-right, away from certray's windows at the top-right (whose
+/// buttons they would otherwise cover), with a CJK font. Those that come without a timeout
+/// of their own stay until closed; certray's ask for 10 s.
+const DUNSTRC: &str = "\
+[global]
+    origin = bottom-right
+    offset = 12x12
+    width = 380
+    font = Noto Sans CJK SC 10
+    frame_width = 1
+    frame_color = \"#8aa4c8\"
+[urgency_low]
+    timeout = 0
+[urgency_normal]
+    timeout = 0
+[urgency_critical]
+    timeout = 0
+";
+
+/// A private X display with a tray, a session bus with a notification service, and a
+/// monitor recording every `Notify` call. Fields drop in order: trayer first, Xvfb last.
+struct Desktop {
+    trayer: Proc,
+    dunst: Proc,
+    monitor: Proc,
+    bus_daemon: Proc,
+    xvfb: Proc,
+    /// Logs, the bus socket, dunstrc. Last: the processes are gone before it is removed.
+    dir: tempfile::TempDir,
+    display: String,
+    root: u64,
+    bus: String,
+    artifacts: PathBuf,
+    /// Other logs to show when a step fails (certray's).
+    logs: RefCell<Vec<(String, PathBuf)>>,
+}
+
+impl Desktop {
+    /// Start everything and wait until each part is ready.
+    fn start(artifacts: PathBuf) -> Desktop {
+        let programs: Vec<PathBuf> = PROGRAMS.iter().map(|(p, pkg)| require(p, pkg)).collect();
+        for (file, pkg) in FILES {
+            require_file(Path::new(file), pkg);
+        }
+        let [xvfb, bus_daemon, monitor, _, dunst, trayer, ..] = programs.as_slice() else {
+            unreachable!()
+        };
+        fs::create_dir_all(&artifacts)
+            .unwrap_or_else(|e| panic!("mkdir {}: {e}", artifacts.display()));
+        let dir = tempfile::Builder::new()
+            .prefix("certray-desktop-")
+            .tempdir()
+            .expect("tempdir");
+        let d = dir.path();
+
+        // Xvfb picks a free display itself and writes its number to fd 3 once it accepts
+        // connections.
+        let display_file = d.join("display");
+        let mut xvfb = Proc::spawn(
+            "Xvfb",
+            Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "exec \"$0\" -displayfd 3 -screen 0 {}x{}x24 -nolisten tcp 3>\"$1\"",
+                    SCREEN.0, SCREEN.1
+                ))
+                .arg(xvfb)
+                .arg(&display_file),
+            d.join("xvfb.log"),
+        );
+        let deadline = Instant::now() + WAIT;
+        let display = loop {
+            let text = fs::read_to_string(&display_file).unwrap_or_default();
+            if text.ends_with('\n') {
+                break format!(":{}", text.trim());
+            }
+            assert!(
+                xvfb.running() && Instant::now() < deadline,
+                "Xvfb did not start\n{}",
+                xvfb.log_text()
+            );
+            std::thread::sleep(POLL);
+        };
+
+        // A session bus of our own: its config (`--session`) can start services by D-Bus
+        // activation, and they must find our display.
+        let (mut bus_proc, stdout) = Proc::spawn_piped(
+            "dbus-daemon",
+            Command::new(bus_daemon)
+                .args(["--session", "--nofork", "--print-address=1"])
+                .arg(format!("--address=unix:path={}", d.join("bus").display()))
+                .env("DISPLAY", &display)
+                .env_remove("DBUS_SESSION_BUS_ADDRESS"),
+            d.join("dbus-daemon.log"),
+        );
+        let bus = first_stdout_line(stdout)
+            .recv_timeout(WAIT)
+            .unwrap_or_else(|_| {
+                let alive = bus_proc.running();
+                panic!(
+                    "dbus-daemon printed no address (running: {alive})\n{}",
+                    bus_proc.log_text()
+                )
+            });
+
+        let monitor_log = d.join("notify-calls.log");
+        let monitor = Proc::spawn(
+            "dbus-monitor",
+            Command::new(monitor).arg("--address").arg(&bus).arg(
+                "type='method_call',interface='org.freedesktop.Notifications',member='Notify'",
+            ),
+            monitor_log,
+        );
+
+        fs::write(d.join("dunstrc"), DUNSTRC).expect("write dunstrc");
+        let dunst = Proc::spawn(
+            "dunst",
+            Command::new(dunst)
+                .arg("-config")
+                .arg(d.join("dunstrc"))
+                .env("DISPLAY", &display)
+                .env("DBUS_SESSION_BUS_ADDRESS", &bus),
+            d.join("dunst.log"),
+        );
+
+        let trayer = Proc::spawn(
+            "trayer",
+            Command::new(trayer)
+                .args([
+                    "--edge",
+                    "top",
+                    "--align",
+                    "right",
+                    "--widthtype",
+                    "request",
+                    "--height",
+                    "32",
+                    "--SetDockType",
+                    "true",
+                    "--transparent",
+                    "false",
+                ])
+                .env("DISPLAY", &display)
+                .env_remove("DBUS_SESSION_BUS_ADDRESS"),
+            d.join("trayer.log"),
+        );
+
+        let mut desktop = Desktop {
+            trayer,
+            dunst,
+            monitor,
+            bus_daemon: bus_proc,
+            xvfb,
+            dir,
+            display,
+            root: 0,
+            bus,
+            artifacts,
+            logs: RefCell::new(Vec::new()),
+        };
+        desktop.root = desktop.root();
+        // dbus-monitor has become a monitor once it reports losing its own name.
+        desktop.wait_for("dbus-monitor ready", || {
+            desktop
+                .monitor
+                .log_text()
+                .contains("member=NameLost")
+                .then_some(())
+        });
+        desktop.wait_for("dunst owns org.freedesktop.Notifications", || {
+            desktop.notification_service_up().then_some(())
+        });
+        desktop.wait_for("trayer's panel", || desktop.panel());
+        desktop
+    }
+
+    /// DISPLAY and the session bus, for every program of the desktop.
+    fn env(&self) -> Vec<(&'static str, OsString)> {
+        vec![
+            ("DISPLAY", self.display.clone().into()),
+            ("DBUS_SESSION_BUS_ADDRESS", self.bus.clone().into()),
+        ]
+    }
+
+    /// An X client program on this display.
+    fn x(&self, program: &str) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.envs(self.env()).env_remove("WAYLAND_DISPLAY");
+        cmd
+    }
+
+    fn xdotool(&self, args: &[&str]) -> Output {
+        run_unchecked(self.x("xdotool").args(args))
+    }
+
+    /// xdotool, which must succeed.
+    fn xdo(&self, args: &[&str]) -> String {
+        let out = self.xdotool(args);
+        if !out.status.success() {
+            self.fail(&format!("xdotool {args:?} failed: {}", output_text(&out)));
+        }
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Window ids xdotool finds for `args` (no match is no window, not an error).
+    fn search(&self, args: &[&str]) -> Vec<u64> {
+        let mut all = vec!["search"];
+        all.extend_from_slice(args);
+        let out = self.xdotool(&all);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+
+    /// The root window's id.
+    fn root(&self) -> u64 {
+        let out = run(self.x("xwininfo").arg("-root"));
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.split("Window id: ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|h| u64::from_str_radix(h.trim_start_matches("0x"), 16).ok())
+            .unwrap_or_else(|| panic!("no root window id in xwininfo's output:\n{text}"))
+    }
+
+    /// The top-level windows that are mapped now.
+    fn visible_toplevels(&self) -> Vec<u64> {
+        self.search(&["--onlyvisible", "--maxdepth", "1", "--name", ""])
+            .into_iter()
+            .filter(|w| *w != self.root)
+            .collect()
+    }
+
+    /// The mapped window whose title is exactly `title`.
+    fn window_titled(&self, title: &str) -> Option<u64> {
+        self.visible_toplevels()
+            .into_iter()
+            .find(|w| self.window_name(*w) == title)
+    }
+
+    fn window_name(&self, w: u64) -> String {
+        let out = self.xdotool(&["getwindowname", &w.to_string()]);
+        String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+    }
+
+    /// x, y, width, height of a window.
+    fn geometry(&self, w: u64) -> Option<(i64, i64, i64, i64)> {
+        let out = self.xdotool(&["getwindowgeometry", "--shell", &w.to_string()]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let field = |k: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{k}=")))
+                .and_then(|v| v.parse().ok())
+        };
+        Some((field("X")?, field("Y")?, field("WIDTH")?, field("HEIGHT")?))
+    }
+
+    /// trayer's panel window.
+    fn panel(&self) -> Option<u64> {
+        self.search(&["--name", "^panel$"]).into_iter().next()
+    }
+
+    fn notification_service_up(&self) -> bool {
+        let out = run_unchecked(
+            self.x("dbus-send")
+                .arg(format!("--bus={}", self.bus))
+                .args([
+                    "--print-reply",
+                    "--dest=org.freedesktop.DBus",
+                    "/org/freedesktop/DBus",
+                    "org.freedesktop.DBus.NameHasOwner",
+                    "string:org.freedesktop.Notifications",
+                ]),
+        );
+        String::from_utf8_lossy(&out.stdout).contains("boolean true")
+    }
+
+    /// The `Notify` calls dbus-monitor has seen so far.
+    fn notify_calls(&self) -> Vec<NotifyCall> {
+        NotifyCall::parse(&self.monitor.log_text())
+    }
+
+    /// A screenshot of the whole screen into the artifacts folder.
+    fn screenshot(&self, name: &str) -> PathBuf {
+        let path = self.artifacts.join(name);
+        let out = run_unchecked(self.x("import").args(["-window", "root"]).arg(&path));
+        if !out.status.success() {
+            self.fail(&format!(
+                "import -window root failed: {}",
+                output_text(&out)
+            ));
+        }
+        path
+    }
+
+    /// `region` (w, h, x, y) of a screenshot, scaled up, next to it as `name`.
+    fn zoom(&self, shot: &Path, name: &str, region: (i64, i64, i64, i64), scale: u32) {
+        let (w, h, x, y) = region;
+        run(self
+            .x("convert")
+            .arg(shot)
+            .args(["-crop", &format!("{w}x{h}+{x}+{y}"), "+repage"])
+            .args(["-filter", "point", "-resize", &format!("{}%", scale * 100)])
+            .arg(self.artifacts.join(name)));
+    }
+
+    /// A picture of window `w` alone, in the scratch directory (None: it cannot be read,
+    /// e.g. it is not mapped).
+    fn capture(&self, w: u64, name: &str) -> Option<PathBuf> {
+        let path = self.dir.path().join(name);
+        let out = run_unchecked(
+            self.x("import")
+                .args(["-window", &w.to_string()])
+                .arg(&path),
+        );
+        out.status.success().then_some(path)
+    }
+
+    /// How many pixels differ between two pictures of the same size.
+    fn pixels_differing(&self, a: &Path, b: &Path) -> u64 {
+        // `compare` prints the count on stderr and exits 1 when the pictures differ.
+        let out = run_unchecked(
+            self.x("compare")
+                .args(["-metric", "AE"])
+                .arg(a)
+                .arg(b)
+                .arg("null:"),
+        );
+        let text = String::from_utf8_lossy(&out.stderr);
+        match text.split_whitespace().next().map(str::parse::<f64>) {
+            Some(Ok(n)) => n as u64,
+            // Not even the same size.
+            _ if text.contains("differ") => u64::MAX,
+            _ => self.fail(&format!("compare gave no pixel count: {text}")),
+        }
+    }
+
+    /// Whether window `w` shows more than a few colours: drawn, not just mapped.
+    fn painted(&self, w: u64) -> bool {
+        let probe = self.dir.path().join("probe.png");
+        let shot = run_unchecked(
+            self.x("import")
+                .args(["-window", &w.to_string()])
+                .arg(&probe),
+        );
+        if !shot.status.success() {
+            return false;
+        }
+        let out = run_unchecked(self.x("identify").args(["-format", "%k"]).arg(&probe));
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<u32>()
+            .is_ok_and(|colours| colours > 16)
+    }
+
+    /// Give window `w` the keyboard, as a window manager would on a click: the pointer on
+    /// it (at its centre, or at `at` inside it) and the input focus set to it. winit takes
+    /// no text while the focus is merely PointerRoot (keys such as Tab do arrive).
+    fn focus(&self, w: u64, at: Option<(i64, i64)>) {
+        let Some((x, y, width, height)) = self.geometry(w) else {
+            self.fail(&format!("no geometry for window {w}"));
+        };
+        let (dx, dy) = at.unwrap_or((width / 2, height / 2));
+        self.xdo(&[
+            "mousemove",
+            "--sync",
+            &(x + dx).to_string(),
+            &(y + dy).to_string(),
+        ]);
+        let id = w.to_string();
+        self.xdo(&["windowfocus", &id]);
+        self.wait_for("the input focus", || {
+            let out = self.xdotool(&["getwindowfocus"]);
+            (String::from_utf8_lossy(&out.stdout).trim() == id).then_some(())
+        });
+    }
+
+    /// Type `text` into the focused window.
+    fn type_text(&self, text: &str) {
+        self.xdo(&["type", "--delay", "40", text]);
+    }
+
+    fn key(&self, key: &str) {
+        self.xdo(&["key", key]);
+    }
+
+    /// Show `path` (certray's log) too when a step fails.
+    fn add_log(&self, name: &str, path: &Path) {
+        self.logs
+            .borrow_mut()
+            .push((name.to_string(), path.to_path_buf()));
+    }
+
+    /// Poll `probe` until it gives a value; fail with everything there is to see when it
+    /// has not within [`WAIT`].
+    fn wait_for<T>(&self, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(v) = probe() {
+                return v;
+            }
+            if Instant::now() >= deadline {
+                self.fail(&format!("{what}: not seen within {WAIT:?}"));
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Panic with a screenshot (`failure.png`), the window tree and the logs' tails.
+    fn fail(&self, what: &str) -> ! {
+        let shot = self.artifacts.join("failure.png");
+        let _ = run_unchecked(self.x("import").args(["-window", "root"]).arg(&shot));
+        let tree = run_unchecked(self.x("xwininfo").args(["-root", "-tree"]));
+        let mut logs = String::new();
+        let own = [
+            &self.xvfb,
+            &self.bus_daemon,
+            &self.monitor,
+            &self.dunst,
+            &self.trayer,
+        ];
+        for p in own {
+            logs += &format!("\n--- {} ---\n{}", p.name, tail(&p.log_text(), 40));
+        }
+        for (name, path) in self.logs.borrow().iter() {
+            let text = fs::read_to_string(path).unwrap_or_default();
+            logs += &format!("\n--- {name} ---\n{}", tail(&text, 80));
+        }
+        panic!(
+            "{what}\nscreenshot: {}\n--- windows ---\n{}{logs}",
+            shot.display(),
+            String::from_utf8_lossy(&tree.stdout)
+        );
+    }
+}
+
+/// One `Notify` call as dbus-monitor prints it.
+#[derive(Debug, Clone)]
+struct NotifyCall {
+    app_name: String,
+    summary: String,
+    body: String,
+}
+
+impl NotifyCall {
+    /// The calls in dbus-monitor's output: `Notify(app_name, replaces_id, app_icon, summary,
+    /// body, actions, hints, timeout)`, each argument on its own line; the first four
+    /// strings are app name, icon, summary and body.
+    fn parse(log: &str) -> Vec<NotifyCall> {
+        let mut calls = Vec::new();
+        for block in log.split("method call ").skip(1) {
+            if !block
+                .lines()
+                .next()
+                .is_some_and(|l| l.contains("member=Notify"))
+            {
+                continue;
+            }
+            let strings: Vec<String> = block
+                .lines()
+                .skip(1)
+                .filter_map(|l| l.trim().strip_prefix("string \""))
+                .map(|s| s.strip_suffix('"').unwrap_or(s).to_string())
+                .take(4)
+                .collect();
+            if let [app_name, _icon, summary, body] = strings.as_slice() {
+                calls.push(NotifyCall {
+                    app_name: app_name.clone(),
+                    summary: summary.clone(),
+                    body: body.clone(),
+                });
+            }
+        }
+        calls
+    }
+}
+
+/// `target/desktop-artifacts/` (next to the profile directories), emptied of old pictures.
+fn artifacts_dir(sub: &str) -> PathBuf {
+    // target/<profile>/certray → target/
+    let dir = Path::new(env!("CARGO_BIN_EXE_certray"))
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join("desktop-artifacts")
+        .join(sub);
+    if let Ok(entries) = fs::read_dir(&dir) {
+        for e in entries.flatten() {
+            if e.path().extension().is_some_and(|x| x == "png") {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+    dir
+}
+
+// ---------------------------------------------------------------------------------------------
+// certray
+// ---------------------------------------------------------------------------------------------
+
+/// `certray run` (with the desktop, or `--headless`) on its own HOME, XDG directories and
+/// bridge port, seeing SoftHSM and the private pcscd.
+struct Daemon {
+    proc: Proc,
+    env: Vec<(&'static str, OsString)>,
+    config: PathBuf,
+    url: String,
+}
+
+/// SoftHSM only, marked as PC/SC-backed and re-initialised on card events (as the events
+/// tests do), so a card insertion makes the daemon see a token created meanwhile.
+fn config_text() -> String {
+    format!(
+        "[pkcs11]\nuse_defaults = false\nmodules = [{{ path = \"{SOFTHSM_MODULE}\", reinitialize_on_change = true, pcsc = true }}]\n\n\
+         [bridge]\nlisten = \"127.0.0.1:0\"\n\n[ui]\non_insert = \"popup\"\nnotifications = true\n"
+    )
+}
+
+/// The environment certray runs in: everything of its own under `home`.
+fn certray_env(
+    home: &Path,
+    hsm: &SoftHsm,
+    pcscd: &Pcscd,
+    desktop: Option<&Desktop>,
+) -> Vec<(&'static str, OsString)> {
+    let sub = |name: &str| {
+        let p = home.join(name);
+        fs::create_dir_all(&p).expect("mkdir");
+        p.into_os_string()
+    };
+    let runtime = sub("runtime");
+    fs::set_permissions(
+        &runtime,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .expect("chmod runtime");
+    let mut env = vec![
+        ("HOME", home.as_os_str().to_owned()),
+        ("XDG_CONFIG_HOME", sub("config")),
+        ("XDG_STATE_HOME", sub("state")),
+        ("XDG_DATA_HOME", sub("data")),
+        ("XDG_CACHE_HOME", sub("cache")),
+        ("XDG_RUNTIME_DIR", runtime),
+        // GTK's accessibility bridge would start the AT-SPI bus on our session bus.
+        ("NO_AT_BRIDGE", "1".into()),
+        ("GDK_BACKEND", "x11".into()),
+    ];
+    env.extend(hsm.env());
+    env.extend(pcscd.env());
+    match desktop {
+        Some(d) => env.extend(d.env()),
+        // Headless for real: no display to find, no bus to talk to.
+        None => env.extend([
+            ("DISPLAY", OsString::new()),
+            ("DBUS_SESSION_BUS_ADDRESS", OsString::new()),
+        ]),
+    }
+    env
+}
+
+impl Daemon {
+    /// Start `certray run` and wait for its "running at URL" line.
+    fn start(
+        home: &Path,
+        hsm: &SoftHsm,
+        pcscd: &Pcscd,
+        desktop: Option<&Desktop>,
+        headless: bool,
+    ) -> Daemon {
+        let env = certray_env(home, hsm, pcscd, desktop);
+        let config = home.join("certray.toml");
+        fs::write(&config, config_text()).expect("write config");
+        let mut cmd = certray(&env);
+        cmd.env_remove("WAYLAND_DISPLAY")
+            .arg("--config")
+            .arg(&config)
+            .args(["--log-level", "info", "run"]);
+        if headless {
+            cmd.arg("--headless");
+        }
+        let log = home.join(if headless {
+            "certray-headless.log"
+        } else {
+            "certray.log"
+        });
+        if let Some(d) = desktop {
+            d.add_log("certray run (stderr)", &log);
+        }
+        let (mut proc, stdout) = Proc::spawn_piped("certray run", &mut cmd, log);
+        let url = match first_stdout_line(stdout).recv_timeout(WAIT) {
+            Ok(line) => line
+                .split("http://")
+                .nth(1)
+                .map(|rest| format!("http://{rest}"))
+                .unwrap_or_else(|| panic!("no URL in certray's first line: {line:?}")),
+            Err(_) => {
+                let alive = proc.running();
+                let text = proc.log_text();
+                match desktop {
+                    Some(d) => d.fail(&format!(
+                        "certray run printed no address within {WAIT:?} (running: {alive})"
+                    )),
+                    None => panic!("certray run printed no address (running: {alive})\n{text}"),
+                }
+            }
+        };
+        Daemon {
+            proc,
+            env,
+            config,
+            url,
+        }
+    }
+
+    /// certray (the CLI) in the daemon's environment and config.
+    fn cli(&self) -> Command {
+        let mut cmd = certray(&self.env);
+        cmd.arg("--config").arg(&self.config);
+        cmd
+    }
+
+    /// `certray list --json`.
+    fn list(&self) -> Value {
+        let out = run(self.cli().args(["list", "--json"]));
+        serde_json::from_slice(&out.stdout).expect("list --json is JSON")
+    }
+
+    /// How many tokens the daemon itself sees (`GET /v1/tokens`).
+    fn tokens_seen(&self) -> usize {
+        let port: u16 = self
+            .url
+            .trim_end_matches('/')
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {}", self.url));
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let body = common::bridge::Request::new(addr, "GET", "/v1/tokens")
+            .send()
+            .expect(200);
+        body["tokens"].as_array().map_or(0, Vec::len)
+    }
+
+    /// The `n` largest resident mappings of the daemon (`/proc/PID/smaps`), one line each:
+    /// KiB and what is mapped (a library, `[heap]`, or anonymous memory).
+    fn largest_mappings(&self, n: usize) -> String {
+        let smaps =
+            fs::read_to_string(format!("/proc/{}/smaps", self.proc.pid())).expect("daemon smaps");
+        let mut by_name: std::collections::BTreeMap<String, u64> = Default::default();
+        let mut name = String::new();
+        for line in smaps.lines() {
+            if let Some(kib) = line.strip_prefix("Rss:") {
+                let kib: u64 = kib
+                    .split_whitespace()
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                *by_name.entry(name.clone()).or_default() += kib;
+            } else if line
+                .split_whitespace()
+                .next()
+                .is_some_and(|f| f.contains('-') && !f.ends_with(':'))
+            {
+                // "start-end perms offset dev inode [path]"
+                name = line
+                    .split_whitespace()
+                    .nth(5)
+                    .unwrap_or("[anonymous]")
+                    .to_string();
+            }
+        }
+        let mut v: Vec<(String, u64)> = by_name.into_iter().collect();
+        v.sort_by_key(|e| std::cmp::Reverse(e.1));
+        v.iter()
+            .take(n)
+            .map(|(name, kib)| format!("{:>8} KiB  {name}", kib))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// VmRSS and VmHWM of the daemon, in KiB.
+    fn memory_kib(&self) -> (u64, u64) {
+        let status =
+            fs::read_to_string(format!("/proc/{}/status", self.proc.pid())).expect("daemon status");
+        let field = |k: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(k))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+}
+
+/// The one key of these tests: the 北京云杉 RSA certificate and its key on token [`LABEL`].
+/// Returns the token's directory in the store (SoftHSM keeps each token in one).
+fn make_token(hsm: &SoftHsm) -> PathBuf {
+    let tokens = hsm.dir().join("tokens");
+    let listing = || -> Vec<PathBuf> {
+        fs::read_dir(&tokens)
+            .expect("the token store")
+            .flatten()
+            .map(|e| e.path())
+            .collect()
+    };
+    let before = listing();
+    hsm.init_token(LABEL, SO_PIN, PIN);
+    hsm.import(
+        LABEL,
+        PIN,
+        "01",
+        Some(&fixture("rsa-utf8.der")),
+        Some(&fixture("rsa-utf8.key.der")),
+        "rsa-utf8",
+    );
+    let mut made: Vec<PathBuf> = listing()
+        .into_iter()
+        .filter(|p| !before.contains(p))
+        .collect();
+    assert_eq!(made.len(), 1, "one new token directory: {made:?}");
+    made.remove(0)
+}
+
+/// Pull the card and wait until pcscd has seen it go, so that whoever looks next finds the
+/// reader empty.
+fn pull(card: Vicc, pcscd: &Pcscd) {
+    let mark = pcscd.log_mark();
+    card.remove();
+    let needle = format!("Card Removed From {}", pcscd.reader_name());
+    pcscd.wait_log(mark, &needle, WAIT, "the card's removal");
+}
+
+/// `certray sign` of a small file with `pin` (stdin); the output, the signature's path.
+fn sign_with(daemon: &Daemon, cert_id: &str, pin: &str, dir: &Path) -> (Output, PathBuf) {
+    let data = dir.join("data.txt");
+    fs::write(&data, "纳税申报表 2026-11 · certray desktop test\n").expect("write data");
+    let sig = dir.join(format!("sig-{pin}.bin"));
+    let mut cmd = daemon.cli();
+    cmd.args(["sign", "--cert", cert_id, "--in"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&sig)
+        .arg("--pin-stdin");
+    (certray_with_input(&mut cmd, &format!("{pin}\n")), sig)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The test
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn tray_notification_card_and_pin_change_on_a_real_desktop() {
+    let started = Instant::now();
+    let artifacts = artifacts_dir("");
+    let desktop = Desktop::start(artifacts.clone());
+    let hsm = SoftHsm::new();
+    let pcscd = Pcscd::start();
+    let home = tempfile::Builder::new()
+        .prefix("certray-desktop-home-")
+        .tempdir()
+        .expect("tempdir");
+    let daemon = Daemon::start(home.path(), &hsm, &pcscd, Some(&desktop), false);
+    eprintln!("certray runs at {} on {}", daemon.url, desktop.display);
+
+    // 1. The tray icon: trayer's panel grows from its empty 2 px to hold it.
+    let panel = desktop.panel().expect("panel");
+    let (px, py, pw, ph) = desktop.wait_for("the tray icon in trayer", || {
+        desktop.geometry(panel).filter(|g| g.2 >= 16)
+    });
+    let icon_nokey = desktop.capture(panel, "icon-nokey.png").expect("the panel");
+    let shot = desktop.screenshot("01-tray.png");
+    desktop.zoom(
+        &shot,
+        "01-tray-zoom.png",
+        (240, 48, i64::from(SCREEN.0) - 240, 0),
+        4,
+    );
+
+    // 2. The menu: a click on the icon opens it. No key yet: 修改密码… is greyed.
+    let icon = (px + pw / 2, py + ph / 2);
+    let menu = open_menu(&desktop, icon);
+    desktop.screenshot("02-menu.png");
+    desktop.key("Escape");
+    desktop.wait_for("the menu to close", || {
+        (!desktop.visible_toplevels().contains(&menu)).then_some(())
+    });
+
+    // 3. The key goes in: the token is made by another process (the running SoftHSM cannot
+    // see it) and the card insertion makes the daemon look again.
+    let token_dir = make_token(&hsm);
+    let notes_before = desktop.notify_calls().len();
+    let card = Vicc::insert(&pcscd);
+
+    // 4. The notification names the owner and the days left, as the CLI sees them.
+    let inserted = desktop.wait_for("the Notify call for the insertion", || {
+        desktop
+            .notify_calls()
+            .into_iter()
+            .skip(notes_before)
+            .find(|n| n.summary == "已插入密钥")
+    });
+    let list = daemon.list();
+    let cert = list["certificates"]
+        .as_array()
+        .and_then(|a| a.first())
+        .unwrap_or_else(|| panic!("no certificate listed: {list:#}"))
+        .clone();
+    let owner = cert["owner"].as_str().expect("owner");
+    let days = cert["days_left"].as_i64().expect("days_left");
+    assert_eq!(owner, "北京云杉测试科技有限公司");
+    assert!(days > 300, "{cert:#}");
+    assert!(
+        inserted.body.contains(owner),
+        "the notification does not name the owner {owner}: {inserted:?}"
+    );
+    assert!(
+        inserted.body.contains(&format!("剩余 {days} 天")),
+        "the notification does not give {days} days left: {inserted:?}"
+    );
+    eprintln!("notification: {inserted:?}");
+    // The tray icon no longer says "no key".
+    desktop.wait_for("the tray icon to show the key", || {
+        desktop
+            .capture(panel, "icon-now.png")
+            .filter(|now| desktop.pixels_differing(&icon_nokey, now) > 20)
+    });
+
+    // 5. The certificate card pops up by itself.
+    let card_window = desktop.wait_for("the certificate card window", || {
+        desktop
+            .window_titled(CARD_TITLE)
+            .filter(|w| desktop.painted(*w))
+    });
+    let shot = desktop.screenshot("03-card.png");
+    if let Some((x, y, w, h)) = desktop.geometry(card_window) {
+        desktop.zoom(&shot, "03-card-zoom.png", (w, h, x, y), 2);
+    }
+
+    // 6. The PIN dialog: 修改密码… from the tray menu (one key in: the dialog opens
+    // directly, on top of the card), chosen with the keyboard. GTK skips greyed lines and
+    // separators, so the selectable lines are the key's submenu, then 修改密码…
+    // (`ui::view::tray`).
+    open_menu(&desktop, icon);
+    desktop.key("Down");
+    desktop.key("Down");
+    desktop.screenshot("04-menu-with-key.png");
+    desktop.key("Return");
+    let pin_window = desktop.wait_for("the PIN change dialog", || {
+        desktop
+            .window_titled(CHANGE_PIN_TITLE)
+            .filter(|w| desktop.painted(*w))
+    });
+    desktop.screenshot("05-pin-dialog.png");
+
+    // 7. Current PIN, new PIN, confirmation; Enter presses 确定.
+    desktop.focus(pin_window, None);
+    desktop.type_text(PIN);
+    desktop.key("Tab");
+    desktop.type_text(NEW_PIN);
+    desktop.key("Tab");
+    desktop.type_text(NEW_PIN);
+    desktop.screenshot("06-pin-typed.png");
+    let notes_before = desktop.notify_calls().len();
+    desktop.key("Return");
+    let changed = desktop.wait_for("the PIN-changed notification", || {
+        desktop
+            .notify_calls()
+            .into_iter()
+            .skip(notes_before)
+            .find(|n| n.summary == "密码已修改")
+    });
+    assert!(changed.body.contains(LABEL), "{changed:?}");
+    // The dialog closes on success, and the card it was opened over shows again.
+    desktop.wait_for("the card again after the PIN dialog", || {
+        desktop
+            .window_titled(CARD_TITLE)
+            .filter(|w| desktop.painted(*w))
+    });
+    desktop.screenshot("07-pin-changed.png");
+
+    // 8. The token takes the new PIN and refuses the old one (the CLI, another process).
+    let id = cert["id"].as_str().expect("certificate id");
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let (out, sig) = sign_with(&daemon, id, NEW_PIN, scratch.path());
+    assert!(
+        out.status.success(),
+        "signing with the new PIN failed: {}",
+        output_text(&out)
+    );
+    assert!(openssl_verify(
+        &fixture("rsa-utf8.der"),
+        "sha256",
+        &sig,
+        &scratch.path().join("data.txt")
+    ));
+    let (out, _) = sign_with(&daemon, id, PIN, scratch.path());
+    assert_eq!(
+        out.status.code(),
+        Some(20),
+        "the old PIN still works: {}",
+        output_text(&out)
+    );
+
+    // 9. The key comes out (its token leaves the store, then the card the reader): a
+    // notification names it.
+    let card_window = desktop
+        .window_titled(CARD_TITLE)
+        .unwrap_or_else(|| desktop.fail("the card is not shown before the removal"));
+    let card_before = desktop
+        .capture(card_window, "card-before-removal.png")
+        .expect("the card window");
+    let notes_before = desktop.notify_calls().len();
+    fs::remove_dir_all(&token_dir).expect("remove the token");
+    pull(card, &pcscd);
+    let removed = desktop.wait_for("the Notify call for the removal", || {
+        desktop
+            .notify_calls()
+            .into_iter()
+            .skip(notes_before)
+            .find(|n| n.summary == "已拔出密钥")
+    });
+    assert!(removed.body.contains(LABEL), "{removed:?}");
+    // The open card says the key has gone (its whole body changes).
+    desktop.wait_for("the card to show the key removed", || {
+        desktop
+            .capture(card_window, "card-now.png")
+            .filter(|now| desktop.pixels_differing(&card_before, now) > 5000)
+    });
+    desktop.screenshot("08-removed.png");
+
+    eprintln!(
+        "desktop test done in {:.1} s; notifications: {:?}; screenshots in {}",
+        started.elapsed().as_secs_f64(),
+        desktop
+            .notify_calls()
+            .iter()
+            .map(|n| format!("{} / {} / {}", n.app_name, n.summary, n.body))
+            .collect::<Vec<_>>(),
+        artifacts.display()
+    );
+}
+
+/// Click the tray icon at `icon` and wait for the menu: a new window, drawn.
+fn open_menu(desktop: &Desktop, icon: (i64, i64)) -> u64 {
+    let before = desktop.visible_toplevels();
+    desktop.xdo(&[
+        "mousemove",
+        "--sync",
+        &icon.0.to_string(),
+        &icon.1.to_string(),
+        "click",
+        "1",
+    ]);
+    let menu = desktop.wait_for("the tray menu", || {
+        desktop
+            .visible_toplevels()
+            .into_iter()
+            .find(|w| !before.contains(w) && desktop.painted(*w))
+    });
+    if let Some((x, y, w, h)) = desktop.geometry(menu) {
+        eprintln!("tray menu: {w}x{h} at {x},{y}");
+    }
+    menu
+}
+
+// ---------------------------------------------------------------------------------------------
+// The benchmark
+// ---------------------------------------------------------------------------------------------
+
+/// Lines of a child's stdout, each with the moment it arrived.
+fn timed_lines(stdout: ChildStdout) -> mpsc::Receiver<(Instant, String)> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send((Instant::now(), line)).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// The arrival time of the next line `pred` accepts, within [`WAIT`].
+fn next_line(
+    rx: &mpsc::Receiver<(Instant, String)>,
+    what: &str,
+    pred: impl Fn(&str) -> bool,
+) -> Instant {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((t, line)) if pred(&line) => return t,
+            Ok(_) => {}
+            Err(_) => panic!("{what}: not seen within {WAIT:?}"),
+        }
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+/// Memory of `certray run` with the tray and one token against `certray run --headless`
+/// with the same token, and the time from a card insertion (vicc starting) to the card
+/// window being mapped against the time to `certray watch --json`'s `token-added`, all in
+/// one run. Prints one `bench-desktop result:` line for `scripts/bench-desktop`.
+#[test]
+#[ignore = "a benchmark: scripts/bench-desktop runs it on a release build"]
+fn bench_desktop() {
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let settle = Duration::from_secs(
+        std::env::var("BENCH_SETTLE_SECONDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(3),
+    );
+    let desktop = Desktop::start(artifacts_dir("bench"));
+    let hsm = SoftHsm::new();
+    // The token lives outside the store between insertions: it appears with the card.
+    let token_dir = make_token(&hsm);
+    let parked = hsm.dir().join("parked-token");
+    fs::rename(&token_dir, &parked).expect("park the token");
+    let pcscd = Pcscd::start();
+    let home = tempfile::Builder::new()
+        .prefix("certray-bench-home-")
+        .tempdir()
+        .expect("tempdir");
+
+    // MapNotify of every top-level window, time-stamped on arrival (xev flushes each event).
+    let (_xev, xev_out) = Proc::spawn_piped(
+        "xev",
+        desktop.x("xev").args(["-root", "-event", "substructure"]),
+        desktop.dir.path().join("xev.log"),
+    );
+    let maps = timed_lines(xev_out);
+
+    // (a) certray run with the tray: card-inserted → card window mapped.
+    let daemon = Daemon::start(home.path(), &hsm, &pcscd, Some(&desktop), false);
+    let panel = desktop.panel().expect("panel");
+    desktop.wait_for("the tray icon", || {
+        desktop.geometry(panel).filter(|g| g.2 >= 16)
+    });
+    std::thread::sleep(settle);
+    let (rss_tray_nokey, _) = daemon.memory_kib();
+    eprintln!(
+        "certray run's memory with the tray and no key (largest Rss):\n{}",
+        daemon.largest_mappings(8)
+    );
+    let mut to_window = Vec::new();
+    let mut rss_with_card = 0;
+    for round in 0..rounds {
+        fs::rename(&parked, &token_dir).expect("unpark the token");
+        while maps.try_recv().is_ok() {}
+        let t0 = Instant::now();
+        let card = Vicc::insert(&pcscd);
+        let window = desktop.wait_for("the card window", || desktop.window_titled(CARD_TITLE));
+        let hex = format!("{window:#x}");
+        let mapped = next_line(&maps, "the card window's MapNotify", |l| {
+            l.contains("override") && l.contains(&format!("window {hex},"))
+        });
+        to_window.push(mapped.duration_since(t0).as_secs_f64() * 1000.0);
+        if round == 0 {
+            desktop.wait_for("the card drawn", || desktop.painted(window).then_some(()));
+            desktop.screenshot("card.png");
+            rss_with_card = daemon.memory_kib().0;
+        }
+        // Close the card (Esc), take the token out, pull the card.
+        desktop.focus(window, None);
+        desktop.key("Escape");
+        desktop.wait_for("the card to close", || {
+            desktop.window_titled(CARD_TITLE).is_none().then_some(())
+        });
+        fs::rename(&token_dir, &parked).expect("park the token");
+        pull(card, &pcscd);
+        desktop.wait_for("the token gone from the daemon", || {
+            (daemon.tokens_seen() == 0).then_some(())
+        });
+    }
+    // One token in, the card closed, a few seconds of quiet.
+    fs::rename(&parked, &token_dir).expect("unpark the token");
+    let card = Vicc::insert(&pcscd);
+    let window = desktop.wait_for("the card window", || desktop.window_titled(CARD_TITLE));
+    desktop.focus(window, None);
+    desktop.key("Escape");
+    desktop.wait_for("the card to close", || {
+        desktop.window_titled(CARD_TITLE).is_none().then_some(())
+    });
+    std::thread::sleep(settle);
+    let (rss_tray, hwm_tray) = daemon.memory_kib();
+    eprintln!(
+        "certray run's memory with one key, the card closed (largest Rss):\n{}",
+        daemon.largest_mappings(12)
+    );
+    drop(daemon);
+
+    // (b) The same token, headless: the baseline for memory.
+    let headless = Daemon::start(home.path(), &hsm, &pcscd, None, true);
+    desktop.wait_for("the headless daemon to see the token", || {
+        (headless.tokens_seen() == 1).then_some(())
+    });
+    std::thread::sleep(settle);
+    let (rss_headless, hwm_headless) = headless.memory_kib();
+    drop(headless);
+    fs::rename(&token_dir, &parked).expect("park the token");
+    pull(card, &pcscd);
+
+    // (c) The baseline for latency: card-inserted and token-added of `certray watch --json`.
+    let env = certray_env(home.path(), &hsm, &pcscd, None);
+    let (_watch, watch_out) = Proc::spawn_piped(
+        "certray watch",
+        certray(&env)
+            .arg("--config")
+            .arg(home.path().join("certray.toml"))
+            .args(["watch", "--json"]),
+        home.path().join("watch.log"),
+    );
+    let lines = timed_lines(watch_out);
+    // Both readers first: the watcher is set up.
+    next_line(&lines, "reader-added", |l| l.contains("\"reader-added\""));
+    next_line(&lines, "reader-added", |l| l.contains("\"reader-added\""));
+    let mut to_inserted = Vec::new();
+    let mut to_added = Vec::new();
+    for _ in 0..rounds {
+        fs::rename(&parked, &token_dir).expect("unpark the token");
+        let t0 = Instant::now();
+        let card = Vicc::insert(&pcscd);
+        let inserted = next_line(&lines, "card-inserted", |l| l.contains("\"card-inserted\""));
+        let added = next_line(&lines, "token-added", |l| l.contains("\"token-added\""));
+        to_inserted.push(inserted.duration_since(t0).as_secs_f64() * 1000.0);
+        to_added.push(added.duration_since(t0).as_secs_f64() * 1000.0);
+        fs::rename(&token_dir, &parked).expect("park the token");
+        pull(card, &pcscd);
+        next_line(&lines, "token-removed", |l| l.contains("\"token-removed\""));
+    }
+
+    let window_ms = median(&mut to_window);
+    let inserted_ms = median(&mut to_inserted);
+    let added_ms = median(&mut to_added);
+    eprintln!("card window mapped after (ms): {to_window:.0?}");
+    eprintln!("watch card-inserted after (ms): {to_inserted:.0?}");
+    eprintln!("watch token-added after (ms): {to_added:.0?}");
+    println!(
+        "bench-desktop result: rounds={rounds} rss_tray_mib={:.1} hwm_tray_mib={:.1} \
+         rss_tray_nokey_mib={:.1} rss_card_open_mib={:.1} rss_headless_mib={:.1} \
+         hwm_headless_mib={:.1} window_ms={window_ms:.0} watch_inserted_ms={inserted_ms:.0} \
+         watch_added_ms={added_ms:.0}",
+        mib(rss_tray),
+        mib(hwm_tray),
+        mib(rss_tray_nokey),
+        mib(rss_with_card),
+        mib(rss_headless),
+        mib(hwm_headless),
+    );
+}
