@@ -106,7 +106,14 @@ fn blob(path: &Path) -> std::io::Result<Blob> {
     if let Some(b) = files.get(path) {
         return Ok(b.clone());
     }
-    let b: Blob = Arc::new(std::fs::read(path)?);
+    // Mapped, not read: a CJK font is ~20 MB and a window touches only the glyphs it
+    // draws, so only those pages count against the daemon's memory. Font files are
+    // replaced by package managers through a new file (rename), which leaves this
+    // mapping intact.
+    let file = std::fs::File::open(path)?;
+    // SAFETY: the mapping is read-only and the file is not truncated in place (see above).
+    let map = unsafe { memmap2::Mmap::map(&file)? };
+    let b: Blob = Arc::new(map);
     files.insert(path.to_path_buf(), b.clone());
     Ok(b)
 }

@@ -114,6 +114,7 @@ fn run(
             }),
         );
         *shared.ctx.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        release_memory();
         if let Err(e) = result {
             // No display or no OpenGL: from now on the bridge's prompts answer "no one to
             // ask", as when headless. The dialogs of this round were dropped with the app,
@@ -123,6 +124,17 @@ fn run(
             while rx.try_recv().is_ok() {}
             return;
         }
+    }
+}
+
+/// The window's OpenGL context, textures and egui's caches are gone once it closes, but
+/// glibc keeps the freed memory for reuse; a daemon that shows a window a few times a day
+/// should give it back.
+fn release_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap memory to the system.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
