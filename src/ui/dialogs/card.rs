@@ -188,7 +188,8 @@ impl Dialog for Card {
     }
 
     fn size(&self) -> Vec2 {
-        Vec2::new(560.0, 580.0)
+        // Room for the seal only when the key has one: no empty band under the facts.
+        Vec2::new(560.0, if self.seal.is_some() { 580.0 } else { 460.0 })
     }
 
     fn ui(&mut self, ui: &mut Ui, cx: &mut Cx<'_>) -> Outcome {
