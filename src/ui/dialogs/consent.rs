@@ -54,7 +54,7 @@ impl Dialog for Consent {
     }
 
     fn size(&self) -> Vec2 {
-        Vec2::new(480.0, 360.0)
+        Vec2::new(480.0, 300.0)
     }
 
     fn ui(&mut self, ui: &mut Ui, cx: &mut Cx<'_>) -> Outcome {

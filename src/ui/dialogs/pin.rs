@@ -306,7 +306,7 @@ impl Dialog for PinDialog {
     }
 
     fn size(&self) -> Vec2 {
-        Vec2::new(460.0, 500.0)
+        Vec2::new(460.0, 450.0)
     }
 
     fn ui(&mut self, ui: &mut Ui, cx: &mut Cx<'_>) -> Outcome {

@@ -73,7 +73,7 @@ impl Dialog for PinPrompt {
     }
 
     fn size(&self) -> Vec2 {
-        Vec2::new(480.0, 470.0)
+        Vec2::new(480.0, 420.0)
     }
 
     fn ui(&mut self, ui: &mut Ui, cx: &mut Cx<'_>) -> Outcome {
