@@ -16,12 +16,12 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock, mpsc};
 
 use certray::i18n::Lang;
 use certray::ui::{Notice, Notifier};
+use common::desktop::{Proc, XSession};
 use serial_test::serial;
 use tracing::Level;
 use tracing_subscriber::layer::SubscriberExt;
@@ -149,78 +149,45 @@ fn use_bus(address: &str) {
 }
 
 /// Xvfb, a session bus, dbus-monitor and dunst, each a child of the test, all stopped on drop.
+/// Fields drop in order: dunst, monitor, then bus and X.
 struct Desktop {
-    dir: tempfile::TempDir,
-    address: String,
-    /// Stopped in reverse order: dunst, monitor, bus, X.
-    children: Vec<(&'static str, Child)>,
+    _dunst: Proc,
+    _monitor: Proc,
+    session: XSession,
 }
 
 impl Desktop {
     fn start(tx: &mpsc::Sender<Seen>, rx: &mpsc::Receiver<Seen>) -> Desktop {
-        let xvfb = common::require("Xvfb", "xvfb");
-        let dbus_daemon = common::require("dbus-daemon", "dbus-daemon");
-        let dbus_monitor = common::require("dbus-monitor", "dbus-bin");
-        let dunst = common::require("dunst", "dunst");
-        let mut desktop = Desktop {
-            dir: tempfile::tempdir().unwrap(),
-            address: String::new(),
-            children: Vec::new(),
-        };
+        common::desktop::require_all(
+            &[
+                ("Xvfb", "xvfb"),
+                ("dbus-daemon", "dbus-daemon"),
+                ("dbus-monitor", "dbus-bin"),
+                ("dunst", "dunst"),
+            ],
+            &[],
+        );
+        let session = XSession::start((800, 600));
 
-        // -displayfd: Xvfb picks a free display and writes its number once it accepts clients.
-        let mut x = Command::new(xvfb)
-            .args([
-                "-displayfd",
-                "1",
-                "-screen",
-                "0",
-                "800x600x24",
-                "-nolisten",
-                "tcp",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(desktop.log_file("xvfb.log"))
-            .spawn()
-            .expect("start Xvfb");
-        let display = first_line(&mut x, "Xvfb", &desktop.log_path("xvfb.log"));
-        desktop.children.push(("Xvfb", x));
-        let display = format!(":{}", display.trim());
-
-        // --print-address: the bus writes its address once it listens.
-        let mut bus = Command::new(dbus_daemon)
-            .args(["--session", "--nofork", "--print-address=1"])
-            .env("DISPLAY", &display)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(desktop.log_file("bus.log"))
-            .spawn()
-            .expect("start dbus-daemon");
-        desktop.address = first_line(&mut bus, "dbus-daemon", &desktop.log_path("bus.log"))
-            .trim()
-            .to_string();
-        desktop.children.push(("dbus-daemon", bus));
-
-        let mut monitor = Command::new(dbus_monitor)
-            .arg("--address")
-            .arg(&desktop.address)
-            .arg("type='method_call',interface='org.freedesktop.Notifications'")
-            .arg(
-                "type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged',\
-                 arg0='org.freedesktop.Notifications'",
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start dbus-monitor");
+        let mut monitor = Proc::start(
+            "dbus-monitor",
+            Command::new(common::require("dbus-monitor", "dbus-bin"))
+                .arg("--address")
+                .arg(&session.bus)
+                .arg("type='method_call',interface='org.freedesktop.Notifications'")
+                .arg(
+                    "type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged',\
+                     arg0='org.freedesktop.Notifications'",
+                )
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+            session.path("dbus-monitor.log"),
+        );
         read_monitor(
-            monitor.stdout.take().unwrap(),
-            monitor.stderr.take().unwrap(),
+            monitor.child().stdout.take().unwrap(),
+            monitor.child().stderr.take().unwrap(),
             tx.clone(),
         );
-        desktop.children.push(("dbus-monitor", monitor));
         // A monitor drops its own bus name when it becomes one: from then on it sees all.
         wait_for(
             rx,
@@ -228,60 +195,27 @@ impl Desktop {
             |seen| matches!(seen, Seen::Bus(m) if m.member() == "NameLost"),
         );
 
-        // dunst is started here (not by D-Bus activation) so that it is our child to stop;
-        // notices go out only once it owns the service name.
-        let mut d = Command::new(dunst)
-            .env("DISPLAY", &display)
-            .env("DBUS_SESSION_BUS_ADDRESS", &desktop.address)
-            .env("HOME", desktop.dir.path())
-            .env("XDG_CONFIG_HOME", desktop.dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start dunst");
-        read_to_end(d.stderr.take().unwrap(), "dunst", tx.clone());
-        desktop.children.push(("dunst", d));
+        // Notices go out only once dunst owns the service name.
+        let mut dunst = Proc::start(
+            "dunst",
+            session
+                .dunst(None)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped()),
+            session.path("dunst.log"),
+        );
+        read_to_end(dunst.child().stderr.take().unwrap(), "dunst", tx.clone());
         wait_for(rx, "dunst to own org.freedesktop.Notifications", |seen| {
             matches!(seen, Seen::Bus(m) if m.member() == "NameOwnerChanged"
                 && m.strings().first().map(String::as_str) == Some("org.freedesktop.Notifications")
                 && m.strings().get(2).is_some_and(|owner| !owner.is_empty()))
         });
-        desktop
-    }
-
-    fn log_path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn log_file(&self, name: &str) -> std::fs::File {
-        std::fs::File::create(self.log_path(name)).unwrap()
-    }
-}
-
-impl Drop for Desktop {
-    fn drop(&mut self) {
-        while let Some((_, mut child)) = self.children.pop() {
-            let _ = child.kill();
-            let _ = child.wait();
+        Desktop {
+            _dunst: dunst,
+            _monitor: monitor,
+            session,
         }
     }
-}
-
-/// The first line a helper writes to stdout (it writes it when ready); its log if it dies.
-fn first_line(child: &mut Child, name: &str, log: &Path) -> String {
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    if line.trim().is_empty() {
-        let _ = child.wait();
-        panic!(
-            "{name} exited before it was ready:\n{}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-    }
-    line
 }
 
 /// Turn dbus-monitor's output into [`Seen::Bus`] messages.
@@ -378,7 +312,7 @@ fn shown(rx: &mpsc::Receiver<Seen>) -> Message {
 fn notices_reach_a_real_notification_service() {
     let (tx, rx) = events();
     let desktop = Desktop::start(&tx, &rx);
-    use_bus(&desktop.address);
+    use_bus(&desktop.session.bus);
 
     // The service on the bus is a real dunst, not a stand-in.
     let server = notify_rust::get_server_information().expect("GetServerInformation");
@@ -472,7 +406,7 @@ fn a_missing_bus_is_logged_once_and_the_notifier_carries_on() {
 
     // The same notifier works once a bus is there: its thread is alive and well.
     let desktop = Desktop::start(&tx, &rx);
-    use_bus(&desktop.address);
+    use_bus(&desktop.session.bus);
     notifier.send(Notice::Inserted {
         owner: "北京云杉测试科技有限公司".into(),
         days_left: 3,

@@ -12,131 +12,44 @@ mod common;
 
 use std::ffi::OsString;
 use std::io::BufRead as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, ExitStatus};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::desktop::{APPINDICATOR, Proc, WAIT, XSession, poll, require_all};
 use common::*;
 
-/// How long one thing may take (a debug build on two busy cores).
-const WAIT: Duration = Duration::from_secs(45);
+/// How often a wait looks again.
 const POLL: Duration = Duration::from_millis(100);
 
-/// A child process, killed on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Poll `probe` until it gives a value; fail naming `what` at the deadline.
-fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(v) = probe() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "gave up waiting for {what}");
-        std::thread::sleep(POLL);
-    }
+fn wait_for<T>(what: &str, probe: impl FnMut() -> Option<T>) -> T {
+    poll(POLL, probe).unwrap_or_else(|| panic!("gave up waiting for {what}"))
 }
 
-/// Xvfb, a session bus and trayer. Fields drop in order: trayer, bus, X.
+/// Xvfb, a session bus and trayer. Fields drop in order: trayer, then bus and X.
 struct Desktop {
     _trayer: Proc,
-    _bus: Proc,
-    _xvfb: Proc,
-    display: String,
-    bus: String,
-    /// The helpers' logs.
-    _dir: tempfile::TempDir,
-}
-
-/// The first line `child` writes (it writes it once ready).
-fn first_line(child: &mut Child, what: &str) -> String {
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.as_mut().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read");
-    assert!(!line.trim().is_empty(), "{what} ended before it was ready");
-    line.trim().to_string()
+    session: XSession,
 }
 
 impl Desktop {
     fn start() -> Desktop {
-        let xvfb = require("Xvfb", "xvfb");
-        let bus_daemon = require("dbus-daemon", "dbus-daemon");
-        let trayer = require("trayer", "trayer");
-        require("xwininfo", "x11-utils");
-        require("xdotool", "xdotool");
-        require_file(
-            Path::new("/usr/lib/x86_64-linux-gnu/libayatana-appindicator3.so.1"),
-            "libayatana-appindicator3-1",
+        require_all(
+            &[
+                ("Xvfb", "xvfb"),
+                ("dbus-daemon", "dbus-daemon"),
+                ("trayer", "trayer"),
+                ("xwininfo", "x11-utils"),
+                ("xdotool", "xdotool"),
+            ],
+            &[APPINDICATOR],
         );
-        let dir = tempfile::tempdir().expect("tempdir");
-        let log = |name: &str| std::fs::File::create(dir.path().join(name)).expect("log");
-        // -displayfd: Xvfb picks a free display and writes its number once it accepts clients.
-        let mut x = Command::new(xvfb)
-            .args([
-                "-displayfd",
-                "1",
-                "-screen",
-                "0",
-                "1024x768x24",
-                "-nolisten",
-                "tcp",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log("xvfb.log"))
-            .spawn()
-            .expect("start Xvfb");
-        let display = format!(":{}", first_line(&mut x, "Xvfb"));
-        let x = Proc(x);
-        let mut b = Command::new(bus_daemon)
-            .args(["--session", "--nofork", "--print-address=1"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log("bus.log"))
-            .spawn()
-            .expect("start dbus-daemon");
-        let bus = first_line(&mut b, "dbus-daemon");
-        let b = Proc(b);
-        let t = Proc(
-            Command::new(trayer)
-                .args([
-                    "--edge",
-                    "top",
-                    "--align",
-                    "right",
-                    "--widthtype",
-                    "request",
-                    "--height",
-                    "32",
-                    "--SetDockType",
-                    "true",
-                    "--transparent",
-                    "false",
-                ])
-                .env("DISPLAY", &display)
-                .env("DBUS_SESSION_BUS_ADDRESS", &bus)
-                .stdin(Stdio::null())
-                .stdout(log("trayer.log"))
-                .stderr(log("trayer.err"))
-                .spawn()
-                .expect("start trayer"),
-        );
+        let session = XSession::start((1024, 768));
         let d = Desktop {
-            _trayer: t,
-            _bus: b,
-            _xvfb: x,
-            display,
-            bus,
-            _dir: dir,
+            _trayer: session.trayer(),
+            session,
         };
         wait_for("trayer's panel", || {
             d.tree().contains("(\"panel\" \"trayer\")").then_some(())
@@ -145,9 +58,7 @@ impl Desktop {
     }
 
     fn x(&self, program: &str) -> Command {
-        let mut c = Command::new(program);
-        c.env("DISPLAY", &self.display);
-        c
+        self.session.x(program)
     }
 
     fn tree(&self) -> String {
@@ -283,16 +194,13 @@ impl Home {
 
     fn run(&self, display: &str, bus: &str, extra: &[&str]) -> Daemon {
         let log = self.path(&format!("certray-{}.log", std::process::id()));
-        let mut child = self
-            .certray(display, bus)
-            .args(["--log-level", "info", "run"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).expect("log"))
-            .spawn()
-            .expect("start certray run");
-        let stdout = child.stdout.take().expect("stdout");
+        let (proc, stdout) = Proc::spawn_piped(
+            "certray run",
+            self.certray(display, bus)
+                .args(["--log-level", "info", "run"])
+                .args(extra),
+            log.clone(),
+        );
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(stdout).lines() {
@@ -302,11 +210,7 @@ impl Home {
                 }
             }
         });
-        Daemon {
-            proc: Proc(child),
-            lines,
-            log,
-        }
+        Daemon { proc, lines, log }
     }
 
     /// `certray autostart` (status) says it is on.
@@ -346,7 +250,7 @@ impl Daemon {
 
     fn exit(&mut self) -> ExitStatus {
         wait_for("certray run to exit", || {
-            self.proc.0.try_wait().expect("wait")
+            self.proc.child().try_wait().expect("wait")
         })
     }
 
@@ -374,7 +278,7 @@ fn bridge_serves(url: &str) -> bool {
 fn trayer_embeds_the_icon_and_the_menu_works() {
     let desktop = Desktop::start();
     let home = Home::new();
-    let mut daemon = home.run(&desktop.display, &desktop.bus, &[]);
+    let mut daemon = home.run(&desktop.session.display, &desktop.session.bus, &[]);
     let (url, ui) = daemon.started();
     assert_eq!(ui, "桌面界面：已开启（托盘图标、对话框和通知）");
     let icon = wait_for("trayer to embed certray's icon", || desktop.tray_icon());
@@ -426,7 +330,7 @@ fn trayer_embeds_the_icon_and_the_menu_works() {
     });
 
     // Started again, it speaks English from the start.
-    let mut daemon = home.run(&desktop.display, &desktop.bus, &[]);
+    let mut daemon = home.run(&desktop.session.display, &desktop.session.bus, &[]);
     daemon.started();
     let icon = wait_for("the icon again", || desktop.tray_icon());
     assert_eq!(

@@ -163,15 +163,12 @@ impl Certificate {
                 .iter()
                 .any(|u| u == "digitalSignature" || u == "nonRepudiation")
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use time::Duration;
-    use time::macros::datetime;
-
-    fn cert(not_before: OffsetDateTime, not_after: OffsetDateTime) -> Certificate {
+    /// For unit tests: an RSA-2048 certificate valid from `not_before` to `not_after`, with
+    /// empty names, serial `0`, SHA-256 `abab…`, no key usages and no identifiers. Tests
+    /// change what they need (struct update or field assignment).
+    #[cfg(test)]
+    pub(crate) fn sample(not_before: OffsetDateTime, not_after: OffsetDateTime) -> Certificate {
         Certificate {
             der: Vec::new(),
             subject: Name::default(),
@@ -194,13 +191,20 @@ mod tests {
             ids: Identifiers::default(),
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::Duration;
+    use time::macros::datetime;
 
     const NOT_BEFORE: OffsetDateTime = datetime!(2025-01-01 00:00 UTC);
     const NOT_AFTER: OffsetDateTime = datetime!(2026-01-01 00:00 UTC);
 
     #[test]
     fn days_left_rounds_down() {
-        let c = cert(NOT_BEFORE, NOT_AFTER);
+        let c = Certificate::sample(NOT_BEFORE, NOT_AFTER);
         assert_eq!(c.days_left(NOT_AFTER), 0);
         assert_eq!(c.days_left(NOT_AFTER - Duration::seconds(1)), 0);
         assert_eq!(c.days_left(NOT_AFTER - Duration::days(1)), 1);
@@ -220,7 +224,7 @@ mod tests {
 
     #[test]
     fn status_boundaries() {
-        let c = cert(NOT_BEFORE, NOT_AFTER);
+        let c = Certificate::sample(NOT_BEFORE, NOT_AFTER);
         let at = |now: OffsetDateTime| c.status(now, 30);
         assert_eq!(at(NOT_BEFORE - Duration::seconds(1)), Status::NotYetValid);
         assert_eq!(at(NOT_BEFORE), Status::Valid, "not_before is inclusive");
@@ -250,7 +254,7 @@ mod tests {
 
     #[test]
     fn owner_and_signing() {
-        let mut c = cert(NOT_BEFORE, NOT_AFTER);
+        let mut c = Certificate::sample(NOT_BEFORE, NOT_AFTER);
         c.subject.dn = "C=CN".into();
         assert_eq!(c.owner(), "C=CN");
         c.subject.cn = Some("张三".into());

@@ -412,7 +412,7 @@ fn save(path: &Path, marks: &Marks) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cert::{Certificate, KeyAlgorithm, KeyInfo, Name, Validity};
+    use crate::cert::{Certificate, Name};
     use time::Duration;
     use time::macros::datetime;
 
@@ -421,28 +421,13 @@ mod tests {
     fn entry(owner: &str, sha: char) -> CertEntry {
         let sha256: String = std::iter::repeat_n(sha, 64).collect();
         let cert = Certificate {
-            der: Vec::new(),
             subject: Name {
                 o: Some(owner.into()),
                 ..Name::default()
             },
-            issuer: Name::default(),
             serial: "1".into(),
             sha256: sha256.clone(),
-            validity: Validity {
-                not_before: datetime!(2025-01-01 00:00 UTC),
-                not_after: NOT_AFTER,
-            },
-            key: KeyInfo {
-                algorithm: KeyAlgorithm::Rsa,
-                bits: Some(2048),
-                curve: None,
-                oid: None,
-            },
-            signature_algorithm: "sha256WithRSAEncryption".into(),
-            key_usage: Vec::new(),
-            extended_key_usage: Vec::new(),
-            ids: Default::default(),
+            ..Certificate::sample(datetime!(2025-01-01 00:00 UTC), NOT_AFTER)
         };
         CertEntry {
             id: crate::cert::id_from_sha256(&sha256),

@@ -345,7 +345,7 @@ fn pin_note(pin: PinState, lang: Lang) -> Option<&'static str> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::cert::{KeyAlgorithm, KeyInfo, Name, Validity};
+    use crate::cert::Name;
     use time::Duration;
     use time::macros::datetime;
 
@@ -356,29 +356,18 @@ pub(crate) mod tests {
         let sha256 =
             crate::cert::sha256_hex(format!("{token}/{owner}/{days}/{usage:?}").as_bytes());
         let c = Certificate {
-            der: Vec::new(),
             subject: Name {
                 o: Some(owner.into()),
                 dn: format!("O={owner}"),
                 ..Name::default()
             },
-            issuer: Name::default(),
             serial: "1".into(),
             sha256: sha256.clone(),
-            validity: Validity {
-                not_before: NOW - Duration::days(365),
-                not_after: NOW + Duration::days(days) + Duration::hours(1),
-            },
-            key: KeyInfo {
-                algorithm: KeyAlgorithm::Rsa,
-                bits: Some(2048),
-                curve: None,
-                oid: None,
-            },
-            signature_algorithm: "sha256WithRSAEncryption".into(),
             key_usage: usage.iter().map(|u| u.to_string()).collect(),
-            extended_key_usage: Vec::new(),
-            ids: Default::default(),
+            ..Certificate::sample(
+                NOW - Duration::days(365),
+                NOW + Duration::days(days) + Duration::hours(1),
+            )
         };
         CertEntry {
             id: c.id(),

@@ -36,6 +36,7 @@
 #![allow(dead_code)]
 
 pub mod bridge;
+pub mod desktop;
 pub mod pcsc;
 
 use std::ffi::{OsStr, OsString};

@@ -27,12 +27,12 @@ use std::cell::RefCell;
 use std::ffi::OsString;
 use std::fs;
 use std::io::BufRead as _;
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::process::{ChildStdout, Command, Output};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::desktop::{APPINDICATOR, Proc, WAIT, XSession, poll, require_all, tail};
 use common::pcsc::{Pcscd, Vicc};
 use common::*;
 use serde_json::Value;
@@ -43,9 +43,8 @@ const NEW_PIN: &str = "246810";
 /// The token's label: what the PIN dialog and the PIN notifications name.
 const LABEL: &str = "云杉测试密钥";
 
-/// How long any one thing may take to happen (a debug build rendering through llvmpipe on
-/// two busy cores is slow; a step that never happens fails at this deadline).
-const WAIT: Duration = Duration::from_secs(45);
+/// How often a wait looks again (each wait gives up after [`WAIT`]: a debug build rendering
+/// through llvmpipe on two busy cores is slow).
 const POLL: Duration = Duration::from_millis(50);
 
 /// The screen; certray puts its windows near the top-right corner, under the tray.
@@ -54,102 +53,6 @@ const SCREEN: (u32, u32) = (1024, 768);
 /// Window titles: `dialogs::window_title` ("<what> - 证书助手").
 const CARD_TITLE: &str = "证书信息 - 证书助手";
 const CHANGE_PIN_TITLE: &str = "修改密码 - 证书助手";
-
-// ---------------------------------------------------------------------------------------------
-// Processes
-// ---------------------------------------------------------------------------------------------
-
-/// A child in a process group of its own, its output in a log file. Dropping it stops the
-/// whole group (SIGTERM, then SIGKILL), so what it started goes with it.
-struct Proc {
-    name: String,
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Proc {
-    /// Start `cmd` with stdin closed and stdout and stderr going to `log`.
-    fn spawn(name: &str, cmd: &mut Command, log: PathBuf) -> Proc {
-        let out = fs::File::create(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
-        cmd.stdout(out.try_clone().expect("dup log"));
-        Proc::start(name, cmd.stderr(out), log)
-    }
-
-    /// Like [`Proc::spawn`] with stdout piped to the caller (stderr to `log`).
-    fn spawn_piped(name: &str, cmd: &mut Command, log: PathBuf) -> (Proc, ChildStdout) {
-        let err = fs::File::create(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
-        let mut p = Proc::start(name, cmd.stdout(Stdio::piped()).stderr(err), log);
-        let stdout = p
-            .child
-            .as_mut()
-            .and_then(|c| c.stdout.take())
-            .expect("stdout");
-        (p, stdout)
-    }
-
-    fn start(name: &str, cmd: &mut Command, log: PathBuf) -> Proc {
-        let child = cmd
-            .stdin(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name} ({cmd:?}): {e}"));
-        Proc {
-            name: name.to_string(),
-            child: Some(child),
-            log,
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
-    }
-
-    fn running(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
-    }
-
-    fn log_text(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM to the group, up to 5 s for the leader to go, then SIGKILL to the group.
-    fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let group = child.id();
-        signal_group(group, "TERM");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        signal_group(group, "KILL");
-        let _ = child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// `kill -SIG -GROUP` through sh's builtin (no libc here; dash's `kill` takes no `--`).
-fn signal_group(group: u32, sig: &str) {
-    let _ = Command::new("sh")
-        .arg("-c")
-        .arg(format!("kill -{sig} -{group} 2>/dev/null"))
-        .stdin(Stdio::null())
-        .status();
-}
-
-/// The last `n` lines of `text`.
-fn tail(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
 
 // ---------------------------------------------------------------------------------------------
 // The desktop: Xvfb, D-Bus, dbus-monitor, dunst, trayer
@@ -183,10 +86,7 @@ const FILES: &[(&str, &str)] = &[
         "/usr/lib/x86_64-linux-gnu/dri/swrast_dri.so",
         "libgl1-mesa-dri",
     ),
-    (
-        "/usr/lib/x86_64-linux-gnu/libayatana-appindicator3.so.1",
-        "libayatana-appindicator3-1",
-    ),
+    APPINDICATOR,
 ];
 
 /// Notifications appear bottom-right, away from certray's windows at the top-right (whose
@@ -214,13 +114,9 @@ struct Desktop {
     trayer: Proc,
     dunst: Proc,
     monitor: Proc,
-    bus_daemon: Proc,
-    xvfb: Proc,
-    /// Logs, the bus socket, dunstrc. Last: the processes are gone before it is removed.
-    dir: tempfile::TempDir,
-    display: String,
+    /// Xvfb, the bus, and the scratch directory (logs, the bus socket, dunstrc).
+    session: XSession,
     root: u64,
-    bus: String,
     artifacts: PathBuf,
     /// Other logs to show when a step fails (certray's).
     logs: RefCell<Vec<(String, PathBuf)>>,
@@ -229,123 +125,33 @@ struct Desktop {
 impl Desktop {
     /// Start everything and wait until each part is ready.
     fn start(artifacts: PathBuf) -> Desktop {
-        let programs: Vec<PathBuf> = PROGRAMS.iter().map(|(p, pkg)| require(p, pkg)).collect();
-        for (file, pkg) in FILES {
-            require_file(Path::new(file), pkg);
-        }
-        let [xvfb, bus_daemon, monitor, _, dunst, trayer, ..] = programs.as_slice() else {
-            unreachable!()
-        };
+        require_all(PROGRAMS, FILES);
         fs::create_dir_all(&artifacts)
             .unwrap_or_else(|e| panic!("mkdir {}: {e}", artifacts.display()));
-        let dir = tempfile::Builder::new()
-            .prefix("certray-desktop-")
-            .tempdir()
-            .expect("tempdir");
-        let d = dir.path();
-
-        // Xvfb picks a free display itself and writes its number to fd 3 once it accepts
-        // connections.
-        let display_file = d.join("display");
-        let mut xvfb = Proc::spawn(
-            "Xvfb",
-            Command::new("sh")
-                .arg("-c")
-                .arg(format!(
-                    "exec \"$0\" -displayfd 3 -screen 0 {}x{}x24 -nolisten tcp 3>\"$1\"",
-                    SCREEN.0, SCREEN.1
-                ))
-                .arg(xvfb)
-                .arg(&display_file),
-            d.join("xvfb.log"),
-        );
-        let deadline = Instant::now() + WAIT;
-        let display = loop {
-            let text = fs::read_to_string(&display_file).unwrap_or_default();
-            if text.ends_with('\n') {
-                break format!(":{}", text.trim());
-            }
-            assert!(
-                xvfb.running() && Instant::now() < deadline,
-                "Xvfb did not start\n{}",
-                xvfb.log_text()
-            );
-            std::thread::sleep(POLL);
-        };
-
-        // A session bus of our own: its config (`--session`) can start services by D-Bus
-        // activation, and they must find our display.
-        let (mut bus_proc, stdout) = Proc::spawn_piped(
-            "dbus-daemon",
-            Command::new(bus_daemon)
-                .args(["--session", "--nofork", "--print-address=1"])
-                .arg(format!("--address=unix:path={}", d.join("bus").display()))
-                .env("DISPLAY", &display)
-                .env_remove("DBUS_SESSION_BUS_ADDRESS"),
-            d.join("dbus-daemon.log"),
-        );
-        let bus = first_stdout_line(stdout)
-            .recv_timeout(WAIT)
-            .unwrap_or_else(|_| {
-                let alive = bus_proc.running();
-                panic!(
-                    "dbus-daemon printed no address (running: {alive})\n{}",
-                    bus_proc.log_text()
-                )
-            });
-
-        let monitor_log = d.join("notify-calls.log");
+        let session = XSession::start(SCREEN);
         let monitor = Proc::spawn(
             "dbus-monitor",
-            Command::new(monitor).arg("--address").arg(&bus).arg(
-                "type='method_call',interface='org.freedesktop.Notifications',member='Notify'",
-            ),
-            monitor_log,
+            Command::new(require("dbus-monitor", "dbus-bin"))
+                .arg("--address")
+                .arg(&session.bus)
+                .arg(
+                    "type='method_call',interface='org.freedesktop.Notifications',member='Notify'",
+                ),
+            session.path("notify-calls.log"),
         );
-
-        fs::write(d.join("dunstrc"), DUNSTRC).expect("write dunstrc");
         let dunst = Proc::spawn(
             "dunst",
-            Command::new(dunst)
-                .arg("-config")
-                .arg(d.join("dunstrc"))
-                .env("DISPLAY", &display)
-                .env("DBUS_SESSION_BUS_ADDRESS", &bus),
-            d.join("dunst.log"),
+            &mut session.dunst(Some(DUNSTRC)),
+            session.path("dunst.log"),
         );
-
-        let trayer = Proc::spawn(
-            "trayer",
-            Command::new(trayer)
-                .args([
-                    "--edge",
-                    "top",
-                    "--align",
-                    "right",
-                    "--widthtype",
-                    "request",
-                    "--height",
-                    "32",
-                    "--SetDockType",
-                    "true",
-                    "--transparent",
-                    "false",
-                ])
-                .env("DISPLAY", &display)
-                .env_remove("DBUS_SESSION_BUS_ADDRESS"),
-            d.join("trayer.log"),
-        );
+        let trayer = session.trayer();
 
         let mut desktop = Desktop {
             trayer,
             dunst,
             monitor,
-            bus_daemon: bus_proc,
-            xvfb,
-            dir,
-            display,
+            session,
             root: 0,
-            bus,
             artifacts,
             logs: RefCell::new(Vec::new()),
         };
@@ -365,19 +171,9 @@ impl Desktop {
         desktop
     }
 
-    /// DISPLAY and the session bus, for every program of the desktop.
-    fn env(&self) -> Vec<(&'static str, OsString)> {
-        vec![
-            ("DISPLAY", self.display.clone().into()),
-            ("DBUS_SESSION_BUS_ADDRESS", self.bus.clone().into()),
-        ]
-    }
-
     /// An X client program on this display.
     fn x(&self, program: &str) -> Command {
-        let mut cmd = Command::new(program);
-        cmd.envs(self.env()).env_remove("WAYLAND_DISPLAY");
-        cmd
+        self.session.x(program)
     }
 
     fn xdotool(&self, args: &[&str]) -> Output {
@@ -455,7 +251,7 @@ impl Desktop {
     fn notification_service_up(&self) -> bool {
         let out = run_unchecked(
             self.x("dbus-send")
-                .arg(format!("--bus={}", self.bus))
+                .arg(format!("--bus={}", self.session.bus))
                 .args([
                     "--print-reply",
                     "--dest=org.freedesktop.DBus",
@@ -499,7 +295,7 @@ impl Desktop {
     /// A picture of window `w` alone, in the scratch directory (None: it cannot be read,
     /// e.g. it is not mapped).
     fn capture(&self, w: u64, name: &str) -> Option<PathBuf> {
-        let path = self.dir.path().join(name);
+        let path = self.session.path(name);
         let out = run_unchecked(
             self.x("import")
                 .args(["-window", &w.to_string()])
@@ -529,7 +325,7 @@ impl Desktop {
 
     /// Whether window `w` shows more than a few colours: drawn, not just mapped.
     fn painted(&self, w: u64) -> bool {
-        let probe = self.dir.path().join("probe.png");
+        let probe = self.session.path("probe.png");
         let shot = run_unchecked(
             self.x("import")
                 .args(["-window", &w.to_string()])
@@ -585,17 +381,8 @@ impl Desktop {
 
     /// Poll `probe` until it gives a value; fail with everything there is to see when it
     /// has not within [`WAIT`].
-    fn wait_for<T>(&self, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(v) = probe() {
-                return v;
-            }
-            if Instant::now() >= deadline {
-                self.fail(&format!("{what}: not seen within {WAIT:?}"));
-            }
-            std::thread::sleep(POLL);
-        }
+    fn wait_for<T>(&self, what: &str, probe: impl FnMut() -> Option<T>) -> T {
+        poll(POLL, probe).unwrap_or_else(|| self.fail(&format!("{what}: not seen within {WAIT:?}")))
     }
 
     /// Panic with a screenshot (`failure.png`), the window tree and the logs' tails.
@@ -605,8 +392,8 @@ impl Desktop {
         let tree = run_unchecked(self.x("xwininfo").args(["-root", "-tree"]));
         let mut logs = String::new();
         let own = [
-            &self.xvfb,
-            &self.bus_daemon,
+            &self.session.xvfb,
+            &self.session.bus_daemon,
             &self.monitor,
             &self.dunst,
             &self.trayer,
@@ -740,7 +527,7 @@ fn certray_env(
     env.extend(hsm.env());
     env.extend(pcscd.env());
     match desktop {
-        Some(d) => env.extend(d.env()),
+        Some(d) => env.extend(d.session.env()),
         // Headless for real: no display to find, no bus to talk to.
         None => env.extend([
             ("DISPLAY", OsString::new()),
@@ -954,7 +741,10 @@ fn tray_notification_card_and_pin_change_on_a_real_desktop() {
         .tempdir()
         .expect("tempdir");
     let daemon = Daemon::start(home.path(), &hsm, &pcscd, Some(&desktop), false);
-    eprintln!("certray runs at {} on {}", daemon.url, desktop.display);
+    eprintln!(
+        "certray runs at {} on {}",
+        daemon.url, desktop.session.display
+    );
 
     // 1. The tray icon: trayer's panel grows from its empty 2 px to hold it.
     let panel = desktop.panel().expect("panel");
@@ -1239,7 +1029,7 @@ fn bench_desktop() {
     let (_xev, xev_out) = Proc::spawn_piped(
         "xev",
         desktop.x("xev").args(["-root", "-event", "substructure"]),
-        desktop.dir.path().join("xev.log"),
+        desktop.session.path("xev.log"),
     );
     let maps = timed_lines(xev_out);
 

@@ -229,30 +229,17 @@ pub fn operation_text(op: &str, lang: Lang) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cert::{Identifiers, KeyAlgorithm, KeyInfo, Name, Validity};
     use time::macros::datetime;
 
     fn cert() -> Certificate {
         Certificate {
-            der: Vec::new(),
-            subject: Name::default(),
-            issuer: Name::default(),
             serial: "8a3f01".into(),
-            sha256: "ab".repeat(32),
-            validity: Validity {
-                not_before: datetime!(2025-01-01 00:00 UTC),
-                not_after: datetime!(2026-01-01 00:00 UTC),
-            },
-            key: KeyInfo {
-                algorithm: KeyAlgorithm::Rsa,
-                bits: Some(2048),
-                curve: None,
-                oid: None,
-            },
-            signature_algorithm: "sha256WithRSAEncryption".into(),
             key_usage: vec!["digitalSignature".into(), "nonRepudiation".into()],
             extended_key_usage: vec!["clientAuth".into()],
-            ids: Identifiers::default(),
+            ..Certificate::sample(
+                datetime!(2025-01-01 00:00 UTC),
+                datetime!(2026-01-01 00:00 UTC),
+            )
         }
     }
 

@@ -1,0 +1,296 @@
+//! A private desktop for the UI tests (`ui_tray`, `ui_notify`, `desktop/`): Xvfb on a display
+//! it picks itself, a session bus of its own, and the helpers on them (trayer, dunst), each
+//! a [`Proc`] that stops its whole process group on drop.
+//!
+//! A missing program fails the test naming its Debian package, as [`super::require`] does.
+//! Nothing waits on a clock: readiness is a line a helper prints, or a probe polled up to
+//! [`WAIT`].
+
+use std::fs;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{first_stdout_line, require, require_file};
+
+/// How long any one thing may take to happen (a debug build on two busy cores is slow; a
+/// step that never happens fails at this deadline).
+pub const WAIT: Duration = Duration::from_secs(45);
+
+/// The library tray-icon loads at run time, and its Debian package.
+pub const APPINDICATOR: (&str, &str) = (
+    "/usr/lib/x86_64-linux-gnu/libayatana-appindicator3.so.1",
+    "libayatana-appindicator3-1",
+);
+
+/// Check every program (on PATH) and file a test needs before anything starts; panics
+/// naming the Debian package of the first one missing.
+pub fn require_all(programs: &[(&str, &str)], files: &[(&str, &str)]) {
+    for (program, package) in programs {
+        require(program, package);
+    }
+    for (file, package) in files {
+        require_file(Path::new(file), package);
+    }
+}
+
+/// Poll `probe` every `every` until it gives a value; `None` once [`WAIT`] has passed.
+pub fn poll<T>(every: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(v) = probe() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(every);
+    }
+}
+
+/// The last `n` lines of `text`.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+// ---------------------------------------------------------------------------------------------
+
+/// A child in a process group of its own, its output in a log file. Dropping it stops the
+/// whole group (SIGTERM, then SIGKILL), so what it started goes with it.
+pub struct Proc {
+    pub name: String,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Proc {
+    /// Start `cmd` with stdin closed and stdout and stderr going to `log`.
+    pub fn spawn(name: &str, cmd: &mut Command, log: PathBuf) -> Proc {
+        let out = fs::File::create(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+        cmd.stdout(out.try_clone().expect("dup log"));
+        Proc::start(name, cmd.stderr(out), log)
+    }
+
+    /// Like [`Proc::spawn`] with stdout piped to the caller (stderr to `log`).
+    pub fn spawn_piped(name: &str, cmd: &mut Command, log: PathBuf) -> (Proc, ChildStdout) {
+        let err = fs::File::create(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+        let mut p = Proc::start(name, cmd.stdout(Stdio::piped()).stderr(err), log);
+        let stdout = p.child().stdout.take().expect("stdout");
+        (p, stdout)
+    }
+
+    /// Start `cmd` as it is set up, with stdin closed; `log` is where its output goes, if
+    /// anywhere (for [`Proc::log_text`]).
+    pub fn start(name: &str, cmd: &mut Command, log: PathBuf) -> Proc {
+        let child = cmd
+            .stdin(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name} ({cmd:?}): {e}"));
+        Proc {
+            name: name.to_string(),
+            child: Some(child),
+            log,
+        }
+    }
+
+    /// The child (its pipes, its exit status). Panics once it is stopped.
+    pub fn child(&mut self) -> &mut Child {
+        self.child.as_mut().expect("the process was stopped")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM to the group, up to 5 s for the leader to go, then SIGKILL to the group.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let group = child.id();
+        signal_group(group, "TERM");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        signal_group(group, "KILL");
+        let _ = child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `kill -SIG -GROUP` through sh's builtin (no libc here; dash's `kill` takes no `--`).
+fn signal_group(group: u32, sig: &str) {
+    let _ = Command::new("sh")
+        .arg("-c")
+        .arg(format!("kill -{sig} -{group} 2>/dev/null"))
+        .stdin(Stdio::null())
+        .status();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The X display and the session bus
+// ---------------------------------------------------------------------------------------------
+
+/// Xvfb and a session bus of our own, with a scratch directory for the helpers' logs.
+/// Fields drop in order: the bus, Xvfb, then the directory.
+pub struct XSession {
+    pub bus_daemon: Proc,
+    pub xvfb: Proc,
+    /// Logs, the bus socket, configs. Last: the processes are gone before it is removed.
+    pub dir: tempfile::TempDir,
+    /// `:N`
+    pub display: String,
+    /// The bus's address (`unix:path=…`).
+    pub bus: String,
+}
+
+impl XSession {
+    /// Start Xvfb with a `width`x`height` screen and a session bus; both are ready (they
+    /// have printed the display number and the address) when this returns.
+    pub fn start(screen: (u32, u32)) -> XSession {
+        let xvfb = require("Xvfb", "xvfb");
+        let bus_daemon = require("dbus-daemon", "dbus-daemon");
+        let dir = tempfile::Builder::new()
+            .prefix("certray-desktop-")
+            .tempdir()
+            .expect("tempdir");
+        let d = dir.path();
+
+        // -displayfd: Xvfb picks a free display and writes its number once it accepts
+        // clients.
+        let (mut xvfb, stdout) = Proc::spawn_piped(
+            "Xvfb",
+            Command::new(xvfb)
+                .args(["-displayfd", "1", "-screen", "0"])
+                .arg(format!("{}x{}x24", screen.0, screen.1))
+                .args(["-nolisten", "tcp"]),
+            d.join("xvfb.log"),
+        );
+        let display = match first_stdout_line(stdout).recv_timeout(WAIT) {
+            Ok(n) if !n.trim().is_empty() => format!(":{}", n.trim()),
+            _ => panic!(
+                "Xvfb did not start (running: {})\n{}",
+                xvfb.running(),
+                xvfb.log_text()
+            ),
+        };
+
+        // A session bus of our own: its config (`--session`) can start services by D-Bus
+        // activation, and they must find our display.
+        let (mut bus_proc, stdout) = Proc::spawn_piped(
+            "dbus-daemon",
+            Command::new(bus_daemon)
+                .args(["--session", "--nofork", "--print-address=1"])
+                .arg(format!("--address=unix:path={}", d.join("bus").display()))
+                .env("DISPLAY", &display)
+                .env_remove("DBUS_SESSION_BUS_ADDRESS"),
+            d.join("dbus-daemon.log"),
+        );
+        let bus = match first_stdout_line(stdout).recv_timeout(WAIT) {
+            Ok(address) if !address.trim().is_empty() => address.trim().to_string(),
+            _ => panic!(
+                "dbus-daemon printed no address (running: {})\n{}",
+                bus_proc.running(),
+                bus_proc.log_text()
+            ),
+        };
+
+        XSession {
+            bus_daemon: bus_proc,
+            xvfb,
+            dir,
+            display,
+            bus,
+        }
+    }
+
+    /// `name` in the scratch directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// DISPLAY and the session bus, for every program of the desktop.
+    pub fn env(&self) -> Vec<(&'static str, std::ffi::OsString)> {
+        vec![
+            ("DISPLAY", self.display.clone().into()),
+            ("DBUS_SESSION_BUS_ADDRESS", self.bus.clone().into()),
+        ]
+    }
+
+    /// An X client program on this display (and this bus).
+    pub fn x(&self, program: &str) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.envs(self.env()).env_remove("WAYLAND_DISPLAY");
+        cmd
+    }
+
+    /// trayer (package `trayer`) as a tray host at the top right, logging to `trayer.log`.
+    /// Not on our bus: it needs none. Ready once its panel window is there (the caller
+    /// waits for that).
+    pub fn trayer(&self) -> Proc {
+        Proc::spawn(
+            "trayer",
+            Command::new(require("trayer", "trayer"))
+                .args([
+                    "--edge",
+                    "top",
+                    "--align",
+                    "right",
+                    "--widthtype",
+                    "request",
+                    "--height",
+                    "32",
+                    "--SetDockType",
+                    "true",
+                    "--transparent",
+                    "false",
+                ])
+                .env("DISPLAY", &self.display)
+                .env_remove("DBUS_SESSION_BUS_ADDRESS"),
+            self.path("trayer.log"),
+        )
+    }
+
+    /// dunst (package `dunst`) on this display and bus, not started yet (the caller chooses
+    /// where its output goes). With `config`, that dunstrc; without, dunst's defaults (HOME
+    /// and XDG_CONFIG_HOME are the scratch directory, so no user's dunstrc is read). dunst is
+    /// started by the test, not by D-Bus activation, so that it is a child to stop.
+    pub fn dunst(&self, config: Option<&str>) -> Command {
+        let mut cmd = Command::new(require("dunst", "dunst"));
+        match config {
+            Some(text) => {
+                let rc = self.path("dunstrc");
+                fs::write(&rc, text).expect("write dunstrc");
+                cmd.arg("-config").arg(rc);
+            }
+            None => {
+                cmd.env("HOME", self.dir.path())
+                    .env("XDG_CONFIG_HOME", self.dir.path());
+            }
+        }
+        cmd.env("DISPLAY", &self.display)
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus);
+        cmd
+    }
+}
