@@ -1,3 +1,12 @@
 fn main() {
+    // The tray is GTK, which opens the OpenGL driver at start-up to pick visuals even though
+    // it never draws with it; on Mesa's software renderer that is 50 MiB (libLLVM) for
+    // nothing. The dialogs' OpenGL (glutin) does not read this variable. Set here, before
+    // any thread exists, and only when the user has not chosen otherwise.
+    #[cfg(target_os = "linux")]
+    if std::env::var_os("GDK_GL").is_none() {
+        // SAFETY: no other thread runs yet, so nothing reads the environment concurrently.
+        unsafe { std::env::set_var("GDK_GL", "disable") };
+    }
     std::process::exit(certray::cli::main());
 }
