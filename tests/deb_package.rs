@@ -91,13 +91,21 @@ fn deb_builds_installs_runs_and_removes_cleanly() {
         "libayatana-appindicator3-1",
         "libc6",
         "libpcsclite1",
+        // The tray (linked) and what the windows open at run time.
+        "libgtk-3-0",
+        "libgl1",
+        "libxkbcommon-x11-0",
     ] {
         assert!(
             dependency_names(&depends).contains(dep),
             "Depends lacks {dep}: {depends}"
         );
     }
-    assert_eq!(deb_field(&deb, "Recommends"), "opensc");
+    // OpenSC for real keys; Mesa's drivers and a CJK font for the windows.
+    assert_eq!(
+        dependency_names(&deb_field(&deb, "Recommends")),
+        BTreeSet::from(["opensc", "libgl1-mesa-dri", "fonts-noto-cjk"].map(String::from))
+    );
     assert_eq!(deb_field(&deb, "Section"), "utils");
     assert_eq!(
         deb_field(&deb, "Version"),
