@@ -64,9 +64,17 @@ pub struct TokenInfo {
     pub pin: PinState,
     /// The SO (admin) PIN; only its flags are meaningful.
     pub so_pin: PinState,
-    /// The seal image (签章图片) when the token holds one as a public data object: the
-    /// image file's bytes as stored (PNG, JPEG, GIF or BMP).
-    pub seal: Option<std::sync::Arc<Vec<u8>>>,
+    /// The seal image (签章图片) when the token holds one as a public data object.
+    pub seal: Option<Seal>,
+}
+
+/// A seal image as the token stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seal {
+    /// `png`, `jpeg`, `gif` or `bmp`, from the file's magic number.
+    pub format: &'static str,
+    /// The image file's bytes, shared while the token's data objects stay the same.
+    pub bytes: std::sync::Arc<Vec<u8>>,
 }
 
 /// A certificate object read from a token, not yet parsed.

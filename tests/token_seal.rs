@@ -154,7 +154,7 @@ fn token<'a>(scan: &'a [TokenScan], label: &str) -> &'a TokenInfo {
 }
 
 fn seal_of(scan: &[TokenScan], label: &str) -> Option<Arc<Vec<u8>>> {
-    token(scan, label).seal.clone()
+    token(scan, label).seal.as_ref().map(|s| s.bytes.clone())
 }
 
 /// Which of the test's images `bytes` are, for short assertion messages.

@@ -17,6 +17,8 @@ use cryptoki::error::Error as CkError;
 use cryptoki::object::{Attribute, AttributeInfo, AttributeType, ObjectClass};
 use cryptoki::session::Session;
 
+use crate::token::Seal;
+
 /// The largest seal image read (a 512×512 PNG seal is under 100 KiB).
 pub(super) const MAX_LEN: usize = 2 << 20;
 
@@ -37,7 +39,7 @@ const SEAL_WORDS: &[&[u8]] = &[
 #[derive(Debug, Clone, Default)]
 pub(super) struct Found {
     objects: Vec<DataObject>,
-    pub image: Option<Arc<Vec<u8>>>,
+    pub image: Option<Seal>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,7 +123,10 @@ pub(super) fn read(session: &Session, last: Option<&Found>) -> Result<Found, CkE
             );
             return Ok(Found {
                 objects,
-                image: Some(Arc::new(value)),
+                image: Some(Seal {
+                    format,
+                    bytes: Arc::new(value),
+                }),
             });
         }
     }

@@ -14,6 +14,7 @@ use crate::cert::{self, Certificate};
 use crate::error::Code;
 use crate::i18n::Lang;
 use crate::inventory::CertEntry;
+use crate::token::Seal as TokenSeal;
 
 use super::facts::{
     days_text, kind, serial_text, status_tone, usage_text, uscc_text, validity_text,
@@ -149,14 +150,14 @@ impl Card {
         self.choosing = false;
     }
 
-    fn seal_view(&mut self, ctx: &egui::Context, bytes: &Arc<Vec<u8>>, lang: Lang) -> &SealView {
+    fn seal_view(&mut self, ctx: &egui::Context, seal: &TokenSeal, lang: Lang) -> &SealView {
         let fresh = self
             .seal
             .as_ref()
-            .is_none_or(|s| !Arc::ptr_eq(&s.bytes, bytes));
+            .is_none_or(|s| !Arc::ptr_eq(&s.bytes, &seal.bytes));
         if fresh {
-            let view = match image_format(bytes) {
-                "PNG" => match decode_png(bytes) {
+            let view = match seal.format {
+                "png" => match decode_png(&seal.bytes) {
                     Ok(img) => SealView::Image(ctx.load_texture(
                         "certray-seal",
                         img,
@@ -168,13 +169,14 @@ impl Card {
                     )),
                 },
                 other => SealView::Note(format!(
-                    "{}{other}{}",
+                    "{}{}{}",
                     lang.pick("签章图片为 ", "The seal image is "),
+                    other.to_ascii_uppercase(),
                     lang.pick(" 格式，暂不能在此显示", "; it cannot be shown here yet")
                 )),
             };
             self.seal = Some(Seal {
-                bytes: bytes.clone(),
+                bytes: seal.bytes.clone(),
                 view,
             });
         }
@@ -292,13 +294,13 @@ impl Dialog for Card {
                     r.row(lang.pick("介质序列号", "Key serial"), t.serial.clone());
                 }
             });
-            if let Some(bytes) = token.and_then(|t| t.seal.as_ref()) {
+            if let Some(seal) = token.and_then(|t| t.seal.as_ref()) {
                 ui.add_space(8.0);
                 ui.label(
                     RichText::new(lang.pick("签章图片", "Seal image"))
                         .color(ui.visuals().weak_text_color()),
                 );
-                match self.seal_view(ui.ctx(), bytes, lang) {
+                match self.seal_view(ui.ctx(), seal, lang) {
                     SealView::Image(tex) => {
                         let size = fit(tex.size_vec2(), Vec2::new(220.0, 160.0));
                         ui.add(
@@ -555,21 +557,6 @@ pub fn open_folder(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// An image file's format from its first bytes.
-pub fn image_format(bytes: &[u8]) -> &'static str {
-    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-        "PNG"
-    } else if bytes.starts_with(&[0xff, 0xd8, 0xff]) {
-        "JPEG"
-    } else if bytes.starts_with(b"GIF8") {
-        "GIF"
-    } else if bytes.starts_with(b"BM") {
-        "BMP"
-    } else {
-        "?"
-    }
-}
-
 /// Decode a PNG (any colour type and bit depth) into an image egui can show.
 pub fn decode_png(bytes: &[u8]) -> Result<egui::ColorImage, String> {
     let (rgba, w, h) = crate::ui::icons::decode_rgba(bytes)?;
@@ -600,7 +587,6 @@ mod tests {
     #[test]
     fn seal_png_decodes_to_rgba() {
         let rgb = png(png::ColorType::Rgb, 2, 1, &[255, 0, 0, 0, 0, 255]);
-        assert_eq!(image_format(&rgb), "PNG");
         let img = decode_png(&rgb).unwrap();
         assert_eq!(img.size, [2, 1]);
         assert_eq!(img.pixels[0], egui::Color32::from_rgb(255, 0, 0));
@@ -611,8 +597,6 @@ mod tests {
             egui::Color32::from_gray(7)
         );
         assert!(decode_png(&rgb[..rgb.len() - 20]).is_err());
-        assert_eq!(image_format(&[0xff, 0xd8, 0xff, 0xe0]), "JPEG");
-        assert_eq!(image_format(b"hello"), "?");
     }
 
     #[test]
