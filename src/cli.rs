@@ -1040,7 +1040,7 @@ fn demo(ctx: &Ctx, reset: bool, no_run: bool, no_browser: bool) -> Result<(), Fa
 fn open_in_browser(url: &str) {
     if !crate::ui::display_available() {
         tracing::info!("no desktop: open the check page yourself");
-    } else if let Err(e) = crate::ui::open_url(url) {
+    } else if let Err(e) = crate::ui::open(url) {
         tracing::info!(error = %e, "no browser opened");
     }
 }

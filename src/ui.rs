@@ -161,10 +161,11 @@ impl Prompt for PromptSlot {
     }
 }
 
-/// Open `url` in the desktop's browser. Does not wait for the browser (the opener is
-/// reaped on a thread of its own).
-pub fn open_url(url: &str) -> std::io::Result<()> {
+/// Open a web address in the desktop's browser, or a folder in its file manager, with the
+/// platform's default handler. Does not wait (the opener is reaped on a thread of its own).
+pub fn open(target: impl AsRef<std::ffi::OsStr>) -> std::io::Result<()> {
     use std::process::{Command, Stdio};
+    let target = target.as_ref();
     #[cfg(windows)]
     let mut cmd = {
         use std::os::windows::process::CommandExt;
@@ -172,20 +173,20 @@ pub fn open_url(url: &str) -> std::io::Result<()> {
         const CREATE_NO_WINDOW: u32 = 0x0800_0000;
         let mut c = Command::new("cmd");
         // `start`'s first quoted argument is a window title.
-        c.args(["/C", "start", ""]).arg(url);
+        c.args(["/C", "start", ""]).arg(target);
         c.creation_flags(CREATE_NO_WINDOW);
         c
     };
     #[cfg(target_os = "macos")]
     let mut cmd = {
         let mut c = Command::new("open");
-        c.arg(url);
+        c.arg(target);
         c
     };
     #[cfg(not(any(windows, target_os = "macos")))]
     let mut cmd = {
         let mut c = Command::new("xdg-open");
-        c.arg(url);
+        c.arg(target);
         c
     };
     let mut child = cmd

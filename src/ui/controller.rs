@@ -230,7 +230,7 @@ fn act(parts: &Parts, action: Action) {
         Action::Origins => open(&parts.host, DialogRequest::Origins),
         Action::CheckPage => match backend.check_page() {
             Some(url) => {
-                if let Err(e) = super::open_url(url) {
+                if let Err(e) = super::open(url) {
                     tracing::warn!(error = %e, "cannot open the check page in a browser");
                 }
             }

@@ -351,7 +351,7 @@ impl Dialog for Card {
                         .add(secondary(lang.pick("打开所在文件夹", "Open folder")))
                         .clicked()
                         && let Some(dir) = path.parent()
-                        && let Err(e) = open_folder(dir)
+                        && let Err(e) = crate::ui::open(dir)
                     {
                         open_failed = Some(format!(
                             "{}{e}",
@@ -531,30 +531,6 @@ pub fn export(
         }
     }
     Err(io::Error::other("too many files with that name"))
-}
-
-/// Show a folder in the platform's file manager (without waiting for it).
-pub fn open_folder(dir: &Path) -> io::Result<()> {
-    let program = if cfg!(windows) {
-        "explorer"
-    } else if cfg!(target_os = "macos") {
-        "open"
-    } else {
-        "xdg-open"
-    };
-    let mut child = std::process::Command::new(program)
-        .arg(dir)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()?;
-    // Reap it when it exits, so it does not linger as a zombie.
-    std::thread::Builder::new()
-        .name("open-folder".into())
-        .spawn(move || {
-            let _ = child.wait();
-        })?;
-    Ok(())
 }
 
 /// Decode a PNG (any colour type and bit depth) into an image egui can show.
