@@ -91,6 +91,28 @@ pub struct Cx<'a> {
     pub open: &'a mut Vec<DialogRequest>,
 }
 
+/// The answer channel of a bridge prompt: answered at most once, and worth showing only
+/// while the web page's request still waits for it.
+pub struct Reply<T>(Option<oneshot::Sender<T>>);
+
+impl<T> Reply<T> {
+    pub fn new(tx: oneshot::Sender<T>) -> Reply<T> {
+        Reply(Some(tx))
+    }
+
+    /// Send the answer unless one was sent. The page may have gone: nothing waits then.
+    pub fn send(&mut self, answer: T) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(answer);
+        }
+    }
+
+    /// Whether someone still waits for the answer.
+    pub fn waiting(&self) -> bool {
+        self.0.as_ref().is_some_and(|tx| !tx.is_closed())
+    }
+}
+
 /// One kind of window.
 pub trait Dialog: Send {
     /// The window title.

@@ -6,12 +6,12 @@ use crate::bridge::ConsentAnswer;
 use crate::i18n::Lang;
 
 use super::widgets::{Tone, body, footer, header, note, primary, secondary};
-use super::{Cx, Dialog, Outcome, window_title};
+use super::{Cx, Dialog, Outcome, Reply, window_title};
 
 /// The consent dialog. The answer is sent once; a dialog closed any other way denies.
 pub struct Consent {
     origin: String,
-    reply: Option<oneshot::Sender<ConsentAnswer>>,
+    reply: Reply<ConsentAnswer>,
     focused: bool,
 }
 
@@ -19,15 +19,8 @@ impl Consent {
     pub fn new(origin: String, reply: oneshot::Sender<ConsentAnswer>) -> Consent {
         Consent {
             origin,
-            reply: Some(reply),
+            reply: Reply::new(reply),
             focused: false,
-        }
-    }
-
-    fn answer(&mut self, a: ConsentAnswer) {
-        if let Some(r) = self.reply.take() {
-            // The page may have gone meanwhile: nothing waits then.
-            let _ = r.send(a);
         }
     }
 }
@@ -129,7 +122,7 @@ impl Dialog for Consent {
         });
         match answer {
             Some(a) => {
-                self.answer(a);
+                self.reply.send(a);
                 Outcome::Close
             }
             None => Outcome::Open,
@@ -137,11 +130,11 @@ impl Dialog for Consent {
     }
 
     fn cancel(&mut self) {
-        self.answer(ConsentAnswer::Deny);
+        self.reply.send(ConsentAnswer::Deny);
     }
 
     fn alive(&self) -> bool {
-        self.reply.as_ref().is_some_and(|r| !r.is_closed())
+        self.reply.waiting()
     }
 
     fn urgent(&self) -> bool {

@@ -10,12 +10,12 @@ use crate::token::{PinState, TokenInfo};
 
 use super::facts::{operation_text, pin_warning};
 use super::widgets::{PinField, Tone, body, footer, header, note, primary, rows, secondary};
-use super::{Cx, Dialog, DialogRequest, Outcome, window_title};
+use super::{Cx, Dialog, DialogRequest, Outcome, Reply, window_title};
 
 /// The PIN prompt. The answer is sent once; closed any other way it cancels.
 pub struct PinPrompt {
     request: PinRequest,
-    reply: Option<oneshot::Sender<PinAnswer>>,
+    reply: Reply<PinAnswer>,
     pin: PinField,
     remember: bool,
     problem: Option<String>,
@@ -26,17 +26,11 @@ impl PinPrompt {
     pub fn new(request: PinRequest, reply: oneshot::Sender<PinAnswer>) -> PinPrompt {
         PinPrompt {
             request,
-            reply: Some(reply),
+            reply: Reply::new(reply),
             pin: PinField::default(),
             remember: false,
             problem: None,
             focused: false,
-        }
-    }
-
-    fn answer(&mut self, a: PinAnswer) {
-        if let Some(r) = self.reply.take() {
-            let _ = r.send(a);
         }
     }
 
@@ -218,7 +212,7 @@ impl Dialog for PinPrompt {
         }
         match answer {
             Some(a) => {
-                self.answer(a);
+                self.reply.send(a);
                 Outcome::Close
             }
             None => Outcome::Open,
@@ -226,11 +220,11 @@ impl Dialog for PinPrompt {
     }
 
     fn cancel(&mut self) {
-        self.answer(PinAnswer::Cancelled);
+        self.reply.send(PinAnswer::Cancelled);
     }
 
     fn alive(&self) -> bool {
-        self.reply.as_ref().is_some_and(|r| !r.is_closed())
+        self.reply.waiting()
     }
 
     fn urgent(&self) -> bool {
