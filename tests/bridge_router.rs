@@ -26,8 +26,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use certray::bridge::{
     ApiDoc, App, BridgeOptions, ConsentAnswer, PinAnswer, PinRequest, Prompt, router,
 };
-use certray::config::{BridgeConfig, Config, ModuleConfig};
-use certray::inventory::{Live, LiveOptions};
+use certray::config::BridgeConfig;
+use certray::inventory::Live;
 use common::bridge::bridge_token;
 use common::*;
 use futures_util::future::BoxFuture;
@@ -70,21 +70,10 @@ fn shared() -> &'static Shared {
         // SAFETY: set once, while every other test thread waits on this OnceLock, before
         // SoftHSM (which reads it at C_Initialize) is loaded.
         unsafe { std::env::set_var("SOFTHSM2_CONF", hsm.conf()) };
-        let mut config = Config::default();
-        config.pkcs11.modules = vec![ModuleConfig::new(SOFTHSM_MODULE)];
-        config.pkcs11.use_defaults = false;
-        let live = Live::start(&config, LiveOptions { pcsc: false }).expect("Live::start");
+        let live = live_on(SOFTHSM_MODULE);
         assert!(live.failures().is_empty(), "{:?}", live.failures().len());
         let snap = live.snapshot();
-        let id_of = |name: &str| {
-            let sha = openssl_sha256(&fixture(&format!("{name}.der")));
-            snap.certificates
-                .iter()
-                .find(|c| c.sha256 == sha)
-                .unwrap_or_else(|| panic!("{name} not on the token"))
-                .id
-                .clone()
-        };
+        let id_of = |name: &str| fixture_cert_id(&snap, name);
         let (rsa, ec, keyless) = (
             id_of("rsa-utf8"),
             id_of("ec-expiring"),

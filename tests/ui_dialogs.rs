@@ -14,7 +14,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use certray::bridge::{App, BridgeOptions, ConsentAnswer, Headless, PinAnswer, PinRequest};
-use certray::config::{BridgeConfig, Config, ModuleConfig};
+use certray::config::{BridgeConfig, Config};
 use certray::error::Code;
 use certray::i18n::Lang;
 use certray::inventory::{Live, LiveOptions};
@@ -82,20 +82,9 @@ fn shared() -> &'static Shared {
         // SAFETY: set once, while every other test thread waits on this OnceLock, before
         // SoftHSM (which reads it at C_Initialize) is loaded.
         unsafe { std::env::set_var("SOFTHSM2_CONF", hsm.conf()) };
-        let mut config = Config::default();
-        config.pkcs11.modules = vec![ModuleConfig::new(SOFTHSM_MODULE)];
-        config.pkcs11.use_defaults = false;
-        let live = Live::start(&config, LiveOptions { pcsc: false }).expect("Live::start");
+        let live = live_on(SOFTHSM_MODULE);
         let snap = live.snapshot();
-        let id_of = |name: &str| {
-            let sha = openssl_sha256(&fixture(&format!("{name}.der")));
-            snap.certificates
-                .iter()
-                .find(|c| c.sha256 == sha)
-                .unwrap_or_else(|| panic!("{name} not on the token"))
-                .id
-                .clone()
-        };
+        let id_of = |name: &str| fixture_cert_id(&snap, name);
         let (rsa, ec) = (id_of("rsa-utf8"), id_of("ec-expiring"));
         Shared {
             hsm,
@@ -902,10 +891,7 @@ fn final_try_needs_a_confirmation_and_a_locked_pin_leads_to_unlock() {
     const OCK_PIN: &str = "1234";
     let ock = Opencryptoki::setup();
     ock.reset_token("ui-lock", OCK_PIN);
-    let mut config = Config::default();
-    config.pkcs11.modules = vec![ModuleConfig::new(ock.module())];
-    config.pkcs11.use_defaults = false;
-    let live = Arc::new(Live::start(&config, LiveOptions { pcsc: false }).expect("Live::start"));
+    let live = Arc::new(live_on(ock.module()));
     let b = Backend::new(live.clone(), options(None));
     let token = live
         .snapshot()

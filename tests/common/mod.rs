@@ -1102,6 +1102,29 @@ pub fn fixture(name: &str) -> PathBuf {
     p
 }
 
+/// An in-process live inventory over `module` alone (no PC/SC, no default modules), for
+/// tests that drive the bridge or the UI without a daemon.
+pub fn live_on(module: impl Into<PathBuf>) -> certray::inventory::Live {
+    let mut config = certray::config::Config::default();
+    config.pkcs11.modules = vec![certray::config::ModuleConfig::new(module)];
+    config.pkcs11.use_defaults = false;
+    certray::inventory::Live::start(&config, certray::inventory::LiveOptions { pcsc: false })
+        .expect("Live::start")
+}
+
+/// The id under which `snapshot` lists fixture `name`'s certificate (e.g. `rsa-utf8`),
+/// found by the SHA-256 openssl computes.
+pub fn fixture_cert_id(snapshot: &certray::inventory::Snapshot, name: &str) -> String {
+    let sha = openssl_sha256(&fixture(&format!("{name}.der")));
+    snapshot
+        .certificates
+        .iter()
+        .find(|c| c.sha256 == sha)
+        .unwrap_or_else(|| panic!("{name} not on the token"))
+        .id
+        .clone()
+}
+
 /// The certray binary built for these tests, in a fixed environment:
 /// zh-CN messages unless the test asks otherwise, and no user config.
 pub fn certray(env: &[(&str, OsString)]) -> Command {
