@@ -475,7 +475,7 @@ pub async fn sign(
     let bytes = match &input {
         SignInput::Data(d) | SignInput::Digest(d) => d.len(),
     };
-    let mut audit = AuditRecord {
+    let audit = AuditRecord {
         time: String::new(),
         origin: caller.name().to_string(),
         operation: "sign".into(),
@@ -540,6 +540,16 @@ pub async fn sign(
         })
     }
     .await;
+    audited(&app, audit, result, lang)
+}
+
+/// Record a signing operation's outcome in the audit log, then answer with it.
+fn audited<T>(
+    app: &App,
+    mut audit: AuditRecord,
+    result: Result<T, ApiError>,
+    lang: crate::i18n::Lang,
+) -> Result<Json<T>, ApiError> {
     audit.result = match &result {
         Ok(_) => "ok".into(),
         Err(e) => e.code.as_str().into(),
@@ -559,7 +569,7 @@ pub async fn authenticate(
 ) -> Result<Json<AuthenticationDto>, ApiError> {
     let lang = caller.lang;
     let challenge = b64("challenge", &req.challenge).map_err(|e| e.lang(lang))?;
-    let mut audit = AuditRecord {
+    let audit = AuditRecord {
         time: String::new(),
         origin: caller.name().to_string(),
         operation: "authenticate".into(),
@@ -603,12 +613,7 @@ pub async fn authenticate(
         })
     }
     .await;
-    audit.result = match &result {
-        Ok(_) => "ok".into(),
-        Err(e) => e.code.as_str().into(),
-    };
-    app.audit.record(audit);
-    result.map(Json).map_err(|e| e.lang(lang))
+    audited(&app, audit, result, lang)
 }
 
 /// Server-Sent Events: one per inventory event (names as in `certray watch --json`), a
