@@ -121,6 +121,10 @@ enum Command {
         #[arg(long)]
         no_browser: bool,
     },
+    /// The daemon's windows, in a process of their own (started by `certray run`, which
+    /// talks to it over stdin and stdout).
+    #[command(hide = true)]
+    DialogHost,
 }
 
 #[derive(Debug, Subcommand)]
@@ -354,6 +358,8 @@ fn init_logging(
 
 fn run(ctx: &Ctx, command: Command) -> Result<(), Failure> {
     match command {
+        // Its own exit codes: it reports failures to the daemon, not to a person.
+        Command::DialogHost => std::process::exit(crate::ui::child::main()),
         Command::List { json } => {
             let inv = ctx.inventory(&ctx.config()?);
             let list = ListDto::from_inventory(&inv, OffsetDateTime::now_utc());

@@ -8,7 +8,7 @@
 use crate::i18n::Lang;
 
 /// A user-facing error code. The set is closed: adding one means adding its messages here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Code {
     ModuleLoadFailed,
     TokenNotFound,

@@ -1,7 +1,7 @@
 //! The user's language: zh-CN unless the locale asks for something else we speak.
 
 /// A language certray speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Lang {
     #[default]
     ZhCn,

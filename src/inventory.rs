@@ -295,7 +295,7 @@ fn load_modules(config: &Config) -> (Vec<(ModuleHandle, ModuleConfig)>, Vec<Load
 }
 
 /// A certificate object with its id, fingerprint and parsed model.
-fn entry(obj: token::CertObject) -> CertEntry {
+pub fn entry(obj: token::CertObject) -> CertEntry {
     let sha256 = cert::sha256_hex(&obj.der);
     let id = cert::id_from_sha256(&sha256);
     let parsed = cert::parse(&obj.der);

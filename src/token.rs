@@ -27,7 +27,7 @@ use crate::error::Code;
 pub type Pin = secrecy::SecretString;
 
 /// The PIN state a token reports in its token info.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PinState {
     pub min_len: usize,
     pub max_len: usize,

@@ -3,11 +3,16 @@
 //!
 //! Threads (none of them ever waits on a token):
 //! - the *tray* thread owns the platform tray (on Linux a GTK main loop: [`tray`]);
-//! - the *dialog host* thread owns every window, one egui window at a time showing the
-//!   topmost of a stack of dialogs ([`host`]);
 //! - the *controller* thread follows the inventory's events, keeps the tray current,
 //!   sends notifications and turns menu clicks into dialogs ([`controller`]);
+//! - the *dialogs* thread runs the dialog process ([`process`]);
 //! - the *notifier* thread talks to the notification service ([`notify`]).
+//!
+//! Windows are not drawn in the daemon: a dialog process (`certray dialog-host`,
+//! [`child`]) is started when one is wanted and ends once they are closed, so OpenGL never
+//! loads into the long-running process. There the *dialog host* thread owns every window,
+//! one egui window at a time showing the topmost of a stack of dialogs ([`host`]); the two
+//! processes talk over a pipe ([`link`]).
 //!
 //! *Architecture invariant*: `ui/` sends commands through [`Backend`] (the inventory and
 //! the bridge's approvals) and renders inventory events; it never calls `token/`. A PIN
@@ -15,20 +20,23 @@
 //! only when it is sent; it is never logged.
 
 pub mod backend;
+pub mod child;
 pub mod controller;
 pub mod dialogs;
 pub mod fonts;
 pub mod host;
 pub mod icons;
+pub mod link;
 pub mod notify;
+pub mod process;
 pub mod prompt;
 pub mod tray;
 pub mod view;
 
-pub use backend::{Backend, BackendOptions};
+pub use backend::{Backend, BackendOptions, Services};
 pub use dialogs::DialogRequest;
-pub use host::{Host, HostHandle};
 pub use notify::{Notice, Notifier};
+pub use process::Dialogs;
 pub use prompt::UiPrompt;
 
 use std::sync::{Arc, RwLock};
@@ -52,8 +60,8 @@ pub fn display_available() -> bool {
     }
 }
 
-/// The desktop as `certray run` starts it: notifications, the dialog host (which answers
-/// the bridge's prompts through `prompt`), and the controller with the tray. Nothing here
+/// The desktop as `certray run` starts it: notifications, the dialogs (which answer the
+/// bridge's prompts through `prompt`), and the controller with the tray. Nothing here
 /// waits for the desktop: a tray that cannot start is logged and the rest goes on.
 ///
 /// The language chosen in the tray's 语言 menu (kept in `<state dir>/ui.json`) wins over
@@ -70,7 +78,7 @@ pub fn start(backend: &Arc<Backend>, prompt: &Arc<PromptSlot>, config: &UiConfig
     } else {
         Notifier::off()
     };
-    let host = match Host::spawn(backend.clone(), notifier.clone()) {
+    let host = match Dialogs::spawn(backend.clone(), notifier.clone()) {
         Ok(h) => {
             prompt.set(Some(UiPrompt::new(h.clone())));
             Some(h)
@@ -102,7 +110,7 @@ pub struct Desktop {
 }
 
 impl Desktop {
-    /// Remove the tray icon and let go of the dialog host: once the bridge has stopped
+    /// Remove the tray icon and let go of the dialogs: once the bridge has stopped
     /// too, nothing holds the inventory any more.
     pub fn stop(self) {
         self.prompt.set(None);
@@ -112,7 +120,7 @@ impl Desktop {
     }
 }
 
-/// The bridge's [`Prompt`] for the desktop, filled in once the dialog host runs. It exists
+/// The bridge's [`Prompt`] for the desktop, filled in once the dialogs thread runs. It exists
 /// before the host because of the order things are built in: the host needs the
 /// [`Backend`], the backend the bridge's `App`, and the `App` its prompt. Until then (and
 /// after [`Desktop::stop`]) it answers like a headless daemon.
@@ -228,8 +236,8 @@ mod tests {
             PinAnswer::Unavailable
         ));
 
-        // An inventory with nothing to load, and a dialog host that opens no window until
-        // asked: the slot then says a person can be asked, and stops saying so once cleared.
+        // An inventory with nothing to load, and dialogs that start no process until asked:
+        // the slot then says a person can be asked, and stops saying so once cleared.
         let mut config = Config::default();
         config.pkcs11.use_defaults = false;
         let live = Arc::new(Live::start(&config, LiveOptions { pcsc: false }).unwrap());
@@ -244,7 +252,7 @@ mod tests {
                 state_dir: None,
             },
         );
-        let host = Host::spawn(backend, Notifier::off()).unwrap();
+        let host = Dialogs::spawn(backend, Notifier::off()).unwrap();
         slot.set(Some(UiPrompt::new(host)));
         assert!(slot.available());
         slot.set(None);

@@ -23,7 +23,7 @@ use certray::ui::backend::BackendOptions;
 use certray::ui::dialogs::{
     self, Card, Consent, Cx, Dialog, DialogRequest, Doctor, Outcome, PickThen, PinPrompt,
 };
-use certray::ui::{Backend, Notice, Notifier};
+use certray::ui::{Backend, Notice, Notifier, Services};
 use common::*;
 use eframe::egui;
 use egui::accesskit::Role;
@@ -107,7 +107,7 @@ fn options(bridge: Option<Arc<App>>) -> BackendOptions {
 }
 
 /// A backend over the SoftHSM store.
-fn backend() -> Arc<Backend> {
+fn backend() -> Arc<dyn Services> {
     Backend::new(shared().live.clone(), options(None))
 }
 
@@ -135,20 +135,20 @@ fn token_id(label: &str) -> String {
 /// What the host does for the topmost dialog, frame by frame.
 struct Win {
     dialog: Box<dyn Dialog>,
-    backend: Arc<Backend>,
+    backend: Arc<dyn Services>,
     notifier: Notifier,
     /// Requests the dialog made for dialogs on top of it.
     opened: Vec<DialogRequest>,
     closed: bool,
 }
 
-fn window(dialog: Box<dyn Dialog>, backend: Arc<Backend>) -> Harness<'static, Win> {
+fn window(dialog: Box<dyn Dialog>, backend: Arc<dyn Services>) -> Harness<'static, Win> {
     window_sized(dialog, backend, None)
 }
 
 fn window_sized(
     dialog: Box<dyn Dialog>,
-    backend: Arc<Backend>,
+    backend: Arc<dyn Services>,
     size: Option<egui::Vec2>,
 ) -> Harness<'static, Win> {
     require_file(Path::new(NOTO), "fonts-noto-cjk");
@@ -482,7 +482,7 @@ fn export_writes_the_certificate_as_der_and_pem() {
     let s = shared();
     let b = backend();
     let dir = tempfile::tempdir().unwrap();
-    let card = Card::new(&b, &s.rsa).unwrap().with_export_dir(dir.path());
+    let card = Card::new(&*b, &s.rsa).unwrap().with_export_dir(dir.path());
     let mut h = window(Box::new(card), b.clone());
     click(&mut h, "导出证书");
     click(&mut h, "保存为 .cer");
@@ -527,7 +527,7 @@ fn export_writes_the_certificate_as_der_and_pem() {
 fn the_card_says_when_the_key_is_pulled() {
     let s = shared();
     let b = backend();
-    let mut h = window(Box::new(Card::new(&b, &s.rsa).unwrap()), b);
+    let mut h = window(Box::new(Card::new(&*b, &s.rsa).unwrap()), b);
     h.state_mut().backend = empty_backend();
     h.step();
     assert_shows(&h, Code::TokenRemoved.message(Lang::ZhCn));
@@ -621,11 +621,11 @@ fn details_show_every_field_and_copy_them() {
 
 fn consent(button: Option<&str>) -> (Harness<'static, Win>, oneshot::Receiver<ConsentAnswer>) {
     let (tx, rx) = oneshot::channel();
-    let b = empty_backend();
+    let b: Arc<dyn Services> = empty_backend();
     let d = dialogs::build(
         DialogRequest::Consent {
             origin: "https://etax.example".into(),
-            reply: tx,
+            reply: tx.into(),
         },
         &b,
     )
@@ -796,7 +796,7 @@ fn pick_token_lists_the_keys_and_opens_the_chosen_one() {
     );
 
     // No key at all: a word, and nothing to pick.
-    let empty = empty_backend();
+    let empty: Arc<dyn Services> = empty_backend();
     let d = dialogs::build(
         DialogRequest::PickToken {
             then: PickThen::ChangePin,
@@ -824,7 +824,7 @@ fn origins_lists_approvals_and_revokes_them() {
     );
     app.consents.approve("https://etax.example", true).unwrap();
     app.consents.approve("https://gsxt.example", false).unwrap();
-    let b = Backend::new(s.live.clone(), options(Some(app.clone())));
+    let b: Arc<dyn Services> = Backend::new(s.live.clone(), options(Some(app.clone())));
     let d = dialogs::build(DialogRequest::Origins, &b).unwrap();
     let mut h = window(d, b);
     assert_shows(&h, "https://etax.example");
@@ -892,7 +892,7 @@ fn final_try_needs_a_confirmation_and_a_locked_pin_leads_to_unlock() {
     let ock = Opencryptoki::setup();
     ock.reset_token("ui-lock", OCK_PIN);
     let live = Arc::new(live_on(ock.module()));
-    let b = Backend::new(live.clone(), options(None));
+    let b: Arc<dyn Services> = Backend::new(live.clone(), options(None));
     let token = live
         .snapshot()
         .tokens

@@ -10,7 +10,7 @@ use futures_util::future::BoxFuture;
 use crate::token::Pin;
 
 /// The answer to "may `origin` use your certificates?".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ConsentAnswer {
     /// Allowed until certray stops.
     AllowOnce,
@@ -22,7 +22,7 @@ pub enum ConsentAnswer {
 }
 
 /// What the PIN dialog shows.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PinRequest {
     /// The page asking, or `None` for a local program.
     pub origin: Option<String>,

@@ -20,10 +20,10 @@ use crate::i18n::Lang;
 use crate::inventory::{CertEntry, Event, Snapshot, Update};
 use crate::platform::autostart;
 
-use super::backend::Backend;
+use super::backend::{Backend, Services};
 use super::dialogs::{DialogRequest, PickThen};
-use super::host::HostHandle;
 use super::notify::{ExpiryMemory, Notice, Notifier};
+use super::process::Dialogs;
 use super::tray;
 use super::view::{self, Action, TrayView};
 
@@ -38,7 +38,7 @@ pub struct Parts {
     pub backend: Arc<Backend>,
     pub notifier: Notifier,
     /// `None`: no windows can be shown (menu entries that open one only log).
-    pub host: Option<HostHandle>,
+    pub host: Option<Dialogs>,
     pub on_insert: OnInsert,
     /// Show a tray icon (tests of the controller alone leave it off).
     pub tray: bool,
@@ -176,6 +176,10 @@ fn run(parts: Parts, snapshot: &Snapshot, rx: mpsc::Receiver<Input>, clicks: mps
             Ok(Input::Inventory(Update::Closed)) | Ok(Input::Stop) => break,
             Err(RecvTimeoutError::Disconnected) => break,
             Ok(Input::Inventory(u)) => {
+                // Open windows show the change too.
+                if let Some(h) = &parts.host {
+                    h.refresh();
+                }
                 execute(core.apply(u, OffsetDateTime::now_utc()));
                 show(view_now(&core, autostart), false);
             }
@@ -238,6 +242,9 @@ fn act(parts: &Parts, action: Action) {
         },
         Action::Lang(lang) => {
             backend.set_lang(lang);
+            if let Some(h) = &parts.host {
+                h.refresh();
+            }
             if let Err(e) = save_lang(backend.state_dir.as_deref(), lang) {
                 tracing::warn!(error = %e, "cannot remember the language");
             }
@@ -251,7 +258,7 @@ fn act(parts: &Parts, action: Action) {
     }
 }
 
-fn open(host: &Option<HostHandle>, request: DialogRequest) {
+fn open(host: &Option<Dialogs>, request: DialogRequest) {
     match host {
         Some(h) if h.open(request) => {}
         _ => tracing::warn!("cannot show windows: the dialog was not opened"),

@@ -16,7 +16,7 @@ use eframe::egui;
 use crate::bridge::{ConsentAnswer, PinAnswer, PinRequest};
 use crate::i18n::Lang;
 
-use super::backend::Backend;
+use super::backend::Services;
 use super::notify::Notifier;
 
 pub mod card;
@@ -53,12 +53,12 @@ pub enum DialogRequest {
     /// The bridge asks whether a website may use the certificates.
     Consent {
         origin: String,
-        reply: oneshot::Sender<ConsentAnswer>,
+        reply: Reply<ConsentAnswer>,
     },
     /// The bridge asks for the PIN to sign.
     Pin {
         request: PinRequest,
-        reply: oneshot::Sender<PinAnswer>,
+        reply: Reply<PinAnswer>,
     },
     /// 环境检测: `certray doctor`'s report.
     Doctor,
@@ -69,7 +69,7 @@ pub enum DialogRequest {
 }
 
 /// What to open once a token is picked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum PickThen {
     ChangePin,
     Unlock,
@@ -85,31 +85,71 @@ pub enum Outcome {
 /// What a dialog may use while drawing.
 pub struct Cx<'a> {
     pub lang: Lang,
-    pub backend: &'a Arc<Backend>,
+    pub backend: &'a Arc<dyn Services>,
     pub notifier: &'a Notifier,
     /// Dialogs to open on top of this one (e.g. the card's 修改密码 button).
     pub open: &'a mut Vec<DialogRequest>,
 }
 
 /// The answer channel of a bridge prompt: answered at most once, and worth showing only
-/// while the web page's request still waits for it.
-pub struct Reply<T>(Option<oneshot::Sender<T>>);
+/// while the web page's request still waits for it. In the daemon it is the bridge's
+/// channel; in the dialog process, the way back over the pipe ([`RemoteReply`]).
+pub struct Reply<T>(Option<Way<T>>);
+
+enum Way<T> {
+    Here(oneshot::Sender<T>),
+    Remote(Box<dyn RemoteReply<T>>),
+}
+
+/// Where a prompt's answer goes when the one waiting for it is in another process.
+pub trait RemoteReply<T>: Send {
+    fn send(self: Box<Self>, answer: T);
+    fn waiting(&self) -> bool;
+}
 
 impl<T> Reply<T> {
     pub fn new(tx: oneshot::Sender<T>) -> Reply<T> {
-        Reply(Some(tx))
+        Reply(Some(Way::Here(tx)))
+    }
+
+    pub fn remote(to: Box<dyn RemoteReply<T>>) -> Reply<T> {
+        Reply(Some(Way::Remote(to)))
     }
 
     /// Send the answer unless one was sent. The page may have gone: nothing waits then.
     pub fn send(&mut self, answer: T) {
-        if let Some(tx) = self.0.take() {
-            let _ = tx.send(answer);
+        match self.0.take() {
+            Some(Way::Here(tx)) => {
+                let _ = tx.send(answer);
+            }
+            Some(Way::Remote(to)) => to.send(answer),
+            None => {}
         }
     }
 
     /// Whether someone still waits for the answer.
     pub fn waiting(&self) -> bool {
-        self.0.as_ref().is_some_and(|tx| !tx.is_closed())
+        match &self.0 {
+            Some(Way::Here(tx)) => !tx.is_closed(),
+            Some(Way::Remote(to)) => to.waiting(),
+            None => false,
+        }
+    }
+}
+
+impl<T> From<oneshot::Sender<T>> for Reply<T> {
+    fn from(tx: oneshot::Sender<T>) -> Reply<T> {
+        Reply::new(tx)
+    }
+}
+
+impl<T> std::fmt::Debug for Reply<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match &self.0 {
+            Some(Way::Here(_)) => "Reply(here)",
+            Some(Way::Remote(_)) => "Reply(remote)",
+            None => "Reply(sent)",
+        })
     }
 }
 
@@ -137,15 +177,15 @@ pub trait Dialog: Send {
 
 /// Make the dialog a request asks for; `None` when what it names has gone (e.g. the key
 /// was pulled before the window could open).
-pub fn build(request: DialogRequest, backend: &Arc<Backend>) -> Option<Box<dyn Dialog>> {
+pub fn build(request: DialogRequest, backend: &Arc<dyn Services>) -> Option<Box<dyn Dialog>> {
     let dialog: Box<dyn Dialog> = match request {
-        DialogRequest::Card { cert_id } => Box::new(Card::new(backend, &cert_id)?),
-        DialogRequest::Details { cert_id } => Box::new(Details::new(backend, &cert_id)?),
+        DialogRequest::Card { cert_id } => Box::new(Card::new(&**backend, &cert_id)?),
+        DialogRequest::Details { cert_id } => Box::new(Details::new(&**backend, &cert_id)?),
         DialogRequest::ChangePin { token_id } => {
-            Box::new(PinDialog::new(backend, &token_id, PinAction::Change)?)
+            Box::new(PinDialog::new(&**backend, &token_id, PinAction::Change)?)
         }
         DialogRequest::Unlock { token_id } => {
-            Box::new(PinDialog::new(backend, &token_id, PinAction::Unlock)?)
+            Box::new(PinDialog::new(&**backend, &token_id, PinAction::Unlock)?)
         }
         DialogRequest::Consent { origin, reply } => Box::new(Consent::new(origin, reply)),
         DialogRequest::Pin { request, reply } => Box::new(PinPrompt::new(request, reply)),

@@ -3,9 +3,13 @@
 //! window when the stack is empty. Requests that arrive while the window is open join the
 //! stack: bridge prompts on top (they have a web page waiting), the rest underneath.
 //!
+//! It runs in the dialog process ([`super::child`]), never in the daemon: OpenGL stays
+//! out of the long-running process.
+//!
 //! The window stays on top, near the tray (top-right of the screen), and takes the focus
 //! when a new dialog comes to the top.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
@@ -13,7 +17,7 @@ use std::time::Duration;
 
 use eframe::egui;
 
-use super::backend::Backend;
+use super::backend::Services;
 use super::dialogs::{self, Cx, Dialog, DialogRequest, Outcome};
 use super::fonts;
 use super::notify::Notifier;
@@ -44,10 +48,15 @@ impl HostHandle {
         if !self.is_running() || self.tx.send(request).is_err() {
             return false;
         }
+        self.wake();
+        true
+    }
+
+    /// Draw the open window again (what it shows has changed).
+    pub fn wake(&self) {
         if let Some(ctx) = &*self.shared.ctx.lock().unwrap_or_else(|e| e.into_inner()) {
             ctx.request_repaint();
         }
-        true
     }
 
     /// Whether windows can be shown.
@@ -59,9 +68,17 @@ impl HostHandle {
 /// The dialog host thread.
 pub struct Host;
 
+/// Told each time the window closes: how many requests the host has taken so far, or why
+/// windows cannot be shown at all (then the host has stopped).
+pub type RoundEnd = Box<dyn FnMut(Result<u64, String>) + Send>;
+
 impl Host {
     /// Start the host thread. Windows open only when a request comes.
-    pub fn spawn(backend: Arc<Backend>, notifier: Notifier) -> Result<HostHandle, String> {
+    pub fn spawn(
+        backend: Arc<dyn Services>,
+        notifier: Notifier,
+        mut round_end: RoundEnd,
+    ) -> Result<HostHandle, String> {
         let (tx, rx) = mpsc::channel();
         let shared = Arc::new(Shared {
             ctx: Mutex::new(None),
@@ -73,7 +90,7 @@ impl Host {
         };
         thread::Builder::new()
             .name("dialogs".into())
-            .spawn(move || run(rx, backend, notifier, shared))
+            .spawn(move || run(rx, backend, notifier, shared, &mut round_end))
             .map_err(|e| format!("cannot start the dialog thread: {e}"))?;
         Ok(handle)
     }
@@ -81,21 +98,26 @@ impl Host {
 
 fn run(
     rx: mpsc::Receiver<DialogRequest>,
-    backend: Arc<Backend>,
+    backend: Arc<dyn Services>,
     notifier: Notifier,
     shared: Arc<Shared>,
+    round_end: &mut RoundEnd,
 ) {
+    let received = Cell::new(0u64);
     while let Ok(first) = rx.recv() {
         let mut windows = Windows {
             backend: backend.clone(),
             notifier: notifier.clone(),
             rx: &rx,
+            received: &received,
             stack: Vec::new(),
             shown: None,
             placed: false,
         };
         windows.request(first);
         if windows.stack.is_empty() {
+            drop(windows);
+            round_end(Ok(received.get()));
             continue;
         }
         let (title, size) = {
@@ -114,7 +136,6 @@ fn run(
             }),
         );
         *shared.ctx.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        release_memory();
         if let Err(e) = result {
             // No display or no OpenGL: from now on the bridge's prompts answer "no one to
             // ask", as when headless. The dialogs of this round were dropped with the app,
@@ -122,19 +143,10 @@ fn run(
             tracing::error!(error = %e, "cannot open windows; dialogs are off");
             shared.running.store(false, Ordering::SeqCst);
             while rx.try_recv().is_ok() {}
+            round_end(Err(e.to_string()));
             return;
         }
-    }
-}
-
-/// The window's OpenGL context, textures and egui's caches are gone once it closes, but
-/// glibc keeps the freed memory for reuse; a daemon that shows a window a few times a day
-/// should give it back.
-fn release_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free heap memory to the system.
-    unsafe {
-        libc::malloc_trim(0);
+        round_end(Ok(received.get()));
     }
 }
 
@@ -168,9 +180,11 @@ fn native_options(title: &str, size: egui::Vec2) -> eframe::NativeOptions {
 
 /// The eframe app: a stack of dialogs, the topmost shown.
 struct Windows<'a> {
-    backend: Arc<Backend>,
+    backend: Arc<dyn Services>,
     notifier: Notifier,
     rx: &'a mpsc::Receiver<DialogRequest>,
+    /// How many requests came through `rx`.
+    received: &'a Cell<u64>,
     stack: Vec<Box<dyn Dialog>>,
     /// Title and size last applied to the window, and which dialog had them.
     shown: Option<(usize, String, egui::Vec2)>,
@@ -180,6 +194,7 @@ struct Windows<'a> {
 
 impl Windows<'_> {
     fn request(&mut self, request: DialogRequest) {
+        self.received.set(self.received.get() + 1);
         let Some(dialog) = dialogs::build(request, &self.backend) else {
             return;
         };

@@ -15,7 +15,7 @@ use crate::i18n::Lang;
 use crate::inventory::CertEntry;
 
 /// What to tell the user.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Notice {
     /// A key went in: the owner of its (first valid) certificate and its days left.
     Inserted {
@@ -163,6 +163,8 @@ enum Inner {
     Record(std::sync::Arc<std::sync::Mutex<Vec<Notice>>>),
     /// To the notifier thread, which talks to the notification service.
     Desktop(mpsc::Sender<Notice>),
+    /// Handed to someone else (the dialog process passes its notices to the daemon).
+    Forward(std::sync::Arc<dyn Fn(Notice) + Send + Sync>),
 }
 
 impl Notifier {
@@ -175,6 +177,13 @@ impl Notifier {
     pub fn recording() -> Notifier {
         Notifier {
             inner: Inner::Record(Default::default()),
+        }
+    }
+
+    /// Hand every notice to `f`.
+    pub fn forward(f: impl Fn(Notice) + Send + Sync + 'static) -> Notifier {
+        Notifier {
+            inner: Inner::Forward(std::sync::Arc::new(f)),
         }
     }
 
@@ -215,6 +224,7 @@ impl Notifier {
             Inner::Desktop(tx) => {
                 let _ = tx.send(notice);
             }
+            Inner::Forward(f) => f(notice),
         }
     }
 }

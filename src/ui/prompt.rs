@@ -4,17 +4,17 @@ use futures_util::future::BoxFuture;
 
 use crate::bridge::{ConsentAnswer, PinAnswer, PinRequest, Prompt};
 
-use super::dialogs::DialogRequest;
-use super::host::HostHandle;
+use super::dialogs::{DialogRequest, Reply};
+use super::process::Dialogs;
 
-/// Consent and PIN questions become dialogs on the dialog host. A question whose web
+/// Consent and PIN questions become dialogs. A question whose web
 /// request goes away drops its receiver; the dialog sees that and closes.
 pub struct UiPrompt {
-    host: HostHandle,
+    host: Dialogs,
 }
 
 impl UiPrompt {
-    pub fn new(host: HostHandle) -> UiPrompt {
+    pub fn new(host: Dialogs) -> UiPrompt {
         UiPrompt { host }
     }
 }
@@ -24,7 +24,7 @@ impl Prompt for UiPrompt {
         let (reply, answer) = oneshot::async_channel();
         let open = self.host.open(DialogRequest::Consent {
             origin: origin.to_string(),
-            reply,
+            reply: Reply::new(reply),
         });
         Box::pin(async move {
             if !open {
@@ -37,7 +37,10 @@ impl Prompt for UiPrompt {
 
     fn pin(&self, request: PinRequest) -> BoxFuture<'_, PinAnswer> {
         let (reply, answer) = oneshot::async_channel();
-        let open = self.host.open(DialogRequest::Pin { request, reply });
+        let open = self.host.open(DialogRequest::Pin {
+            request,
+            reply: Reply::new(reply),
+        });
         Box::pin(async move {
             if !open {
                 return PinAnswer::Unavailable;

@@ -23,7 +23,7 @@ use super::widgets::{
     Rows, Tone, body, enter_unfocused, footer, header, note, primary, rows, secondary,
 };
 use super::{Cx, Dialog, DialogRequest, Outcome, window_title};
-use crate::ui::backend::Backend;
+use crate::ui::backend::Services;
 
 /// How an exported certificate is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,7 +80,7 @@ enum SealView {
 
 impl Card {
     /// The card for a certificate; `None` when it is not (or no longer) there.
-    pub fn new(backend: &Backend, cert_id: &str) -> Option<Card> {
+    pub fn new(backend: &dyn Services, cert_id: &str) -> Option<Card> {
         let entry = backend.certificate(cert_id)?;
         Some(Card {
             cert_id: entry.id.clone(),

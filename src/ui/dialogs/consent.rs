@@ -16,10 +16,10 @@ pub struct Consent {
 }
 
 impl Consent {
-    pub fn new(origin: String, reply: oneshot::Sender<ConsentAnswer>) -> Consent {
+    pub fn new(origin: String, reply: impl Into<Reply<ConsentAnswer>>) -> Consent {
         Consent {
             origin,
-            reply: Reply::new(reply),
+            reply: reply.into(),
             focused: false,
         }
     }

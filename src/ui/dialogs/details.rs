@@ -8,7 +8,7 @@ use crate::cert::{Certificate, KeyAlgorithm, Name};
 use crate::i18n::Lang;
 use crate::inventory::CertEntry;
 use crate::token::TokenInfo;
-use crate::ui::backend::Backend;
+use crate::ui::backend::Services;
 
 use super::facts::{
     date_time, days_text, fingerprint, serial_text, status_tone, usage_text, uscc_text,
@@ -26,7 +26,7 @@ pub struct Details {
 
 impl Details {
     /// The details of a certificate; `None` when it is not there.
-    pub fn new(backend: &Backend, cert_id: &str) -> Option<Details> {
+    pub fn new(backend: &dyn Services, cert_id: &str) -> Option<Details> {
         let entry = backend.certificate(cert_id)?;
         Some(Details {
             cert_id: entry.id,

@@ -6,7 +6,7 @@ use std::process::Command;
 use eframe::egui::{self, RichText, Ui, Vec2};
 
 use crate::i18n::Lang;
-use crate::ui::backend::Backend;
+use crate::ui::backend::Services;
 
 use super::widgets::{Job, Poll, Tone, body, busy, footer, header, note, primary, secondary};
 use super::{Cx, Dialog, Outcome, window_title};
@@ -32,7 +32,7 @@ pub struct Doctor {
 
 impl Doctor {
     /// Runs `backend.doctor_command()`.
-    pub fn new(backend: &std::sync::Arc<Backend>) -> Doctor {
+    pub fn new(backend: &std::sync::Arc<dyn Services>) -> Doctor {
         let backend = backend.clone();
         Doctor::with_command(Box::new(move || backend.doctor_command()))
     }

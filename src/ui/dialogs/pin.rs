@@ -11,9 +11,8 @@ use eframe::egui::{self, Ui, Vec2};
 use crate::cli::render::{pin_range, pin_state_line};
 use crate::error::Code;
 use crate::i18n::Lang;
-use crate::inventory;
 use crate::token::PinState;
-use crate::ui::backend::Backend;
+use crate::ui::backend::{Refusal, Services};
 use crate::ui::notify::Notice;
 
 use super::facts::{failure_text, length_problem, pin_warning};
@@ -107,7 +106,7 @@ pub fn check(
     }
 }
 
-type Answer = Result<PinState, inventory::Error>;
+type Answer = Result<PinState, Refusal>;
 
 /// The 修改密码 / 解锁 dialog.
 pub struct PinDialog {
@@ -135,7 +134,7 @@ pub struct PinDialog {
 
 impl PinDialog {
     /// The dialog for a token; `None` when the token is not there.
-    pub fn new(backend: &Backend, token_id: &str, action: PinAction) -> Option<PinDialog> {
+    pub fn new(backend: &dyn Services, token_id: &str, action: PinAction) -> Option<PinDialog> {
         let t = backend.token(token_id)?;
         Some(PinDialog {
             action,

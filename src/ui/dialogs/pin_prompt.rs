@@ -23,10 +23,10 @@ pub struct PinPrompt {
 }
 
 impl PinPrompt {
-    pub fn new(request: PinRequest, reply: oneshot::Sender<PinAnswer>) -> PinPrompt {
+    pub fn new(request: PinRequest, reply: impl Into<Reply<PinAnswer>>) -> PinPrompt {
         PinPrompt {
             request,
-            reply: Reply::new(reply),
+            reply: reply.into(),
             pin: PinField::default(),
             remember: false,
             problem: None,
