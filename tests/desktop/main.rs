@@ -657,20 +657,74 @@ impl Daemon {
             .join("\n")
     }
 
+    /// The daemon's dialog processes (`certray dialog-host`), by pid.
+    fn dialog_hosts(&self) -> Vec<u32> {
+        let daemon = self.proc.pid();
+        let mut found = Vec::new();
+        for entry in fs::read_dir("/proc").expect("/proc").flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            // "pid (comm) state ppid …": the comm may hold spaces, so split after ')'.
+            let parent = fs::read_to_string(entry.path().join("stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')
+                        .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
+                });
+            let cmdline = fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            if parent == Some(daemon) && cmdline.split(|b| *b == 0).any(|arg| arg == b"dialog-host")
+            {
+                found.push(pid);
+            }
+        }
+        found
+    }
+
+    /// The OpenGL and Mesa libraries mapped into the daemon (none: windows are drawn by
+    /// the dialog process).
+    fn graphics_libraries(&self) -> Vec<String> {
+        let maps =
+            fs::read_to_string(format!("/proc/{}/maps", self.proc.pid())).expect("daemon maps");
+        let mut libs: Vec<String> = maps
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(5))
+            .filter(|path| {
+                [
+                    "libGL",
+                    "libEGL",
+                    "libGLX",
+                    "_dri.so",
+                    "libLLVM",
+                    "libgallium",
+                ]
+                .iter()
+                .any(|name| path.contains(name))
+            })
+            .map(str::to_string)
+            .collect();
+        libs.dedup();
+        libs
+    }
+
     /// VmRSS and VmHWM of the daemon, in KiB.
     fn memory_kib(&self) -> (u64, u64) {
-        let status =
-            fs::read_to_string(format!("/proc/{}/status", self.proc.pid())).expect("daemon status");
-        let field = |k: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(k))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
-        };
-        (field("VmRSS:"), field("VmHWM:"))
+        memory_kib(self.proc.pid())
     }
+}
+
+/// VmRSS and VmHWM of a process, in KiB.
+fn memory_kib(pid: u32) -> (u64, u64) {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("process status");
+    let field = |k: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
 }
 
 /// The one key of these tests: the 北京云杉 RSA certificate and its key on token [`LABEL`].
@@ -819,6 +873,13 @@ fn tray_notification_card_and_pin_change_on_a_real_desktop() {
     if let Some((x, y, w, h)) = desktop.geometry(card_window) {
         desktop.zoom(&shot, "03-card-zoom.png", (w, h, x, y), 2);
     }
+    // It is drawn by a dialog process of the daemon's, and OpenGL is not in the daemon.
+    let hosts = daemon.dialog_hosts();
+    assert_eq!(hosts.len(), 1, "dialog processes: {hosts:?}");
+    let owner = desktop.xdo(&["getwindowpid", &card_window.to_string()]);
+    assert_eq!(owner.trim(), hosts[0].to_string(), "the card's process");
+    let gl = daemon.graphics_libraries();
+    assert!(gl.is_empty(), "the daemon loaded {gl:?}");
 
     // 6. The PIN dialog: 修改密码… from the tray menu (one key in: the dialog opens
     // directly, on top of the card), chosen with the keyboard. GTK skips greyed lines and
@@ -911,6 +972,18 @@ fn tray_notification_card_and_pin_change_on_a_real_desktop() {
             .filter(|now| desktop.pixels_differing(&card_before, now) > 5000)
     });
     desktop.screenshot("08-removed.png");
+
+    // 10. Closing the card ends the dialog process; the daemon never loaded OpenGL.
+    desktop.focus(card_window, None);
+    desktop.key("Escape");
+    desktop.wait_for("the card to close", || {
+        desktop.window_titled(CARD_TITLE).is_none().then_some(())
+    });
+    desktop.wait_for("the dialog process to end", || {
+        daemon.dialog_hosts().is_empty().then_some(())
+    });
+    let gl = daemon.graphics_libraries();
+    assert!(gl.is_empty(), "the daemon loaded {gl:?}");
 
     eprintln!(
         "desktop test done in {:.1} s; notifications: {:?}; screenshots in {}",
@@ -1047,6 +1120,7 @@ fn bench_desktop() {
     );
     let mut to_window = Vec::new();
     let mut rss_with_card = 0;
+    let mut rss_dialog_process = 0;
     for round in 0..rounds {
         fs::rename(&parked, &token_dir).expect("unpark the token");
         while maps.try_recv().is_ok() {}
@@ -1062,6 +1136,9 @@ fn bench_desktop() {
             desktop.wait_for("the card drawn", || desktop.painted(window).then_some(()));
             desktop.screenshot("card.png");
             rss_with_card = daemon.memory_kib().0;
+            let hosts = daemon.dialog_hosts();
+            assert_eq!(hosts.len(), 1, "dialog processes: {hosts:?}");
+            rss_dialog_process = memory_kib(hosts[0]).0;
         }
         // Close the card (Esc), take the token out, pull the card.
         desktop.focus(window, None);
@@ -1084,8 +1161,13 @@ fn bench_desktop() {
     desktop.wait_for("the card to close", || {
         desktop.window_titled(CARD_TITLE).is_none().then_some(())
     });
+    desktop.wait_for("the dialog process to end", || {
+        daemon.dialog_hosts().is_empty().then_some(())
+    });
     std::thread::sleep(settle);
     let (rss_tray, hwm_tray) = daemon.memory_kib();
+    let gl = daemon.graphics_libraries();
+    assert!(gl.is_empty(), "the daemon loaded {gl:?}");
     eprintln!(
         "certray run's memory with one key, the card closed (largest Rss):\n{}",
         daemon.largest_mappings(12)
@@ -1140,13 +1222,15 @@ fn bench_desktop() {
     eprintln!("watch token-added after (ms): {to_added:.0?}");
     println!(
         "bench-desktop result: rounds={rounds} rss_tray_mib={:.1} hwm_tray_mib={:.1} \
-         rss_tray_nokey_mib={:.1} rss_card_open_mib={:.1} rss_headless_mib={:.1} \
+         rss_tray_nokey_mib={:.1} rss_card_open_mib={:.1} rss_dialog_process_mib={:.1} \
+         rss_headless_mib={:.1} \
          hwm_headless_mib={:.1} window_ms={window_ms:.0} watch_inserted_ms={inserted_ms:.0} \
          watch_added_ms={added_ms:.0}",
         mib(rss_tray),
         mib(hwm_tray),
         mib(rss_tray_nokey),
         mib(rss_with_card),
+        mib(rss_dialog_process),
         mib(rss_headless),
         mib(hwm_headless),
     );
