@@ -65,21 +65,22 @@ impl Dialogs {
     /// Start the `dialogs` thread. No process runs until a window is wanted.
     pub fn spawn(backend: Arc<Backend>, notifier: Notifier) -> io::Result<Dialogs> {
         let program = std::env::current_exe()?;
-        Dialogs::spawn_with(backend, notifier, program)
+        Dialogs::spawn_with(backend, notifier, move || Command::new(&program))
     }
 
-    /// As [`Dialogs::spawn`], running `program dialog-host` (tests name the certray binary).
+    /// As [`Dialogs::spawn`], running `command() dialog-host` (tests give the certray
+    /// binary and the display to use).
     pub fn spawn_with(
         backend: Arc<Backend>,
         notifier: Notifier,
-        program: PathBuf,
+        command: impl Fn() -> Command + Send + 'static,
     ) -> io::Result<Dialogs> {
         let (tx, rx) = mpsc::channel();
         let running = Arc::new(AtomicBool::new(true));
         let mut manager = Manager {
             backend,
             notifier,
-            program,
+            command: Box::new(command),
             events: tx.clone(),
             running: running.clone(),
             child: None,
@@ -134,7 +135,8 @@ struct Child {
 struct Manager {
     backend: Arc<Backend>,
     notifier: Notifier,
-    program: PathBuf,
+    /// The program to run as `… dialog-host`.
+    command: Box<dyn Fn() -> Command + Send>,
     events: mpsc::Sender<Event>,
     running: Arc<AtomicBool>,
     child: Option<Child>,
@@ -191,7 +193,7 @@ impl Manager {
         if self.child.is_none()
             && let Err(e) = self.start()
         {
-            tracing::error!(error = %e, program = %self.program.display(), "cannot start the dialog process; dialogs are off");
+            tracing::error!(error = %e, "cannot start the dialog process; dialogs are off");
             self.running.store(false, Ordering::SeqCst);
             return;
         }
@@ -209,7 +211,7 @@ impl Manager {
     }
 
     fn start(&mut self) -> io::Result<()> {
-        let mut cmd = Command::new(&self.program);
+        let mut cmd = (self.command)();
         cmd.arg("dialog-host")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
