@@ -178,11 +178,13 @@ impl XSession {
         let d = dir.path();
 
         // -displayfd: Xvfb picks a free display and writes its number once it accepts
-        // clients.
+        // clients. -noreset: by default Xvfb resets when its last client disconnects and
+        // turns new ones away meanwhile; clients here come and go (xdotool, the dialog
+        // process), and the next one must find the display.
         let (mut xvfb, stdout) = Proc::spawn_piped(
             "Xvfb",
             Command::new(xvfb)
-                .args(["-displayfd", "1", "-screen", "0"])
+                .args(["-displayfd", "1", "-noreset", "-screen", "0"])
                 .arg(format!("{}x{}x24", screen.0, screen.1))
                 .args(["-nolisten", "tcp"]),
             d.join("xvfb.log"),
