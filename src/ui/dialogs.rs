@@ -164,6 +164,11 @@ pub trait Dialog: Send {
     /// The window is closing without the dialog having finished (Esc, the title bar's ×,
     /// certray stopping): answer whoever waits with "cancel"/"deny".
     fn cancel(&mut self) {}
+    /// No window could be opened for it (no display, no OpenGL): a prompt answers that no
+    /// one can be asked, as when headless.
+    fn never_shown(&mut self) {
+        self.cancel();
+    }
     /// `false` once nobody waits for the answer any more (the web page's request went
     /// away): the host then closes the dialog.
     fn alive(&self) -> bool {

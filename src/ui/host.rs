@@ -301,9 +301,11 @@ impl eframe::App for Windows<'_> {
 
 impl Drop for Windows<'_> {
     fn drop(&mut self) {
-        // Closing with dialogs still open (certray stopping): answer whoever waits.
+        // Closing with dialogs still open (certray stopping): answer whoever waits. Nothing
+        // was ever drawn when the window could not be opened.
+        let drawn = self.shown.is_some();
         for mut d in self.stack.drain(..) {
-            d.cancel();
+            if drawn { d.cancel() } else { d.never_shown() }
         }
     }
 }

@@ -136,6 +136,7 @@ impl Prompted {
     pub fn send(self, answer: Answer) {
         match (self, answer) {
             (Prompted::Consent(mut r), Answer::Consent { answer }) => r.send(answer),
+            (Prompted::Consent(mut r), Answer::Unavailable) => r.send(ConsentAnswer::Unavailable),
             (Prompted::Consent(mut r), _) => r.send(ConsentAnswer::Deny),
             (Prompted::Pin(mut r), Answer::Pin { pin, remember }) => r.send(PinAnswer::Pin {
                 pin: pin.0,

@@ -305,7 +305,10 @@ impl Manager {
                 tracing::error!(error = %error, "cannot open windows; dialogs are off");
                 self.running.store(false, Ordering::SeqCst);
                 self.child = None;
-                self.prompts.clear();
+                // No one could be asked, as when headless.
+                for (_, p) in self.prompts.drain() {
+                    p.send(link::Answer::Unavailable);
+                }
             }
         }
     }

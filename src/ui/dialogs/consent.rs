@@ -133,6 +133,10 @@ impl Dialog for Consent {
         self.reply.send(ConsentAnswer::Deny);
     }
 
+    fn never_shown(&mut self) {
+        self.reply.send(ConsentAnswer::Unavailable);
+    }
+
     fn alive(&self) -> bool {
         self.reply.waiting()
     }

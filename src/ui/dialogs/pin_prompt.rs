@@ -223,6 +223,10 @@ impl Dialog for PinPrompt {
         self.reply.send(PinAnswer::Cancelled);
     }
 
+    fn never_shown(&mut self) {
+        self.reply.send(PinAnswer::Unavailable);
+    }
+
     fn alive(&self) -> bool {
         self.reply.waiting()
     }
