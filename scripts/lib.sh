@@ -14,7 +14,7 @@ CERTRAY_DEMO_PACKAGES=(softhsm2 opensc libayatana-appindicator3-1 libgl1-mesa-dr
 # Everything the tests drive (tests/common/mod.rs says which test needs what).
 CERTRAY_TEST_PACKAGES=(softhsm2 opensc opencryptoki openssl pcscd python3 vsmartcard-vpcd vsmartcard-vpicc
     python3-pycryptodome pcsc-tools python3-venv iproute2 chromium fonts-noto-cjk dbus-daemon dbus-bin
-    libayatana-appindicator3-1 libgl1-mesa-dri xvfb dbus-x11 dunst trayer xdotool imagemagick x11-utils)
+    libayatana-appindicator3-1 libgl1-mesa-dri xvfb dbus-x11 dunst trayer xdotool imagemagick x11-utils x11-xserver-utils)
 
 certray_log() {
     printf '==> %s\n' "$*" >&2

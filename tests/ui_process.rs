@@ -1,0 +1,451 @@
+//! The bridge's prompts answered in the dialog process, for real: `certray::ui::Dialogs`
+//! starts the certray binary as `certray dialog-host` on a private Xvfb, the inventory comes
+//! from a real SoftHSM token, and the windows are driven with xdotool. What crosses the
+//! pipe is checked end to end: the window belongs to the dialog process (not this one), an
+//! answer given there resolves the bridge's future here, a prompt whose web request goes
+//! away closes its window, the process ends once nothing is shown, and without a display
+//! the prompts say no one can be asked.
+//!
+//! No window manager runs: the test gives a window the input focus (`xdotool windowfocus`)
+//! before typing, as a window manager would on a click.
+//!
+//! Every wait polls for its effect up to [`WAIT`]; nothing is timed. A missing program fails
+//! the test naming its Debian package.
+
+mod common;
+
+use std::ffi::OsString;
+use std::fs;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use certray::bridge::{ConsentAnswer, PinAnswer, PinRequest, Prompt};
+use certray::i18n::Lang;
+use certray::inventory::Live;
+use certray::ui::{Backend, BackendOptions, Dialogs, Notifier, UiPrompt};
+use common::desktop::{WAIT, XSession, poll, require_all};
+use common::*;
+use secrecy::ExposeSecret;
+
+const PIN: &str = "123456";
+const SO_PIN: &str = "12345678";
+const LABEL: &str = "ui-process";
+const ORIGIN: &str = "https://etax.example";
+
+/// Window titles: `dialogs::window_title` ("<what> - 证书助手") of `Consent` and `PinPrompt`.
+const CONSENT_TITLE: &str = "网站授权 - 证书助手";
+const PIN_TITLE: &str = "输入密码 - 证书助手";
+
+/// How often a wait looks again.
+const POLL: Duration = Duration::from_millis(50);
+
+/// The programs the desktop tests need, with their Debian packages.
+const PROGRAMS: &[(&str, &str)] = &[
+    ("Xvfb", "xvfb"),
+    ("dbus-daemon", "dbus-daemon"),
+    ("xdotool", "xdotool"),
+    ("xmodmap", "x11-xserver-utils"),
+];
+
+/// The Chinese font the dialogs load, and Mesa's software OpenGL for eframe.
+const FILES: &[(&str, &str)] = &[
+    (
+        "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+        "fonts-noto-cjk",
+    ),
+    (
+        "/usr/lib/x86_64-linux-gnu/dri/swrast_dri.so",
+        "libgl1-mesa-dri",
+    ),
+];
+
+// ---------------------------------------------------------------------------------------------
+// The token, the backend and the dialogs
+// ---------------------------------------------------------------------------------------------
+
+/// One SoftHSM store for the whole binary (SoftHSM reads `SOFTHSM2_CONF` once per process):
+/// token `ui-process` with rsa-utf8 and its key.
+struct Store {
+    _hsm: SoftHsm,
+    live: Arc<Live>,
+    /// rsa-utf8's id in the inventory.
+    cert: String,
+}
+
+/// Every test calls this first, before it starts anything else.
+fn store() -> &'static Store {
+    static STORE: OnceLock<Store> = OnceLock::new();
+    STORE.get_or_init(|| {
+        let hsm = SoftHsm::new();
+        hsm.init_token(LABEL, SO_PIN, PIN);
+        hsm.import(
+            LABEL,
+            PIN,
+            "01",
+            Some(&fixture("rsa-utf8.der")),
+            Some(&fixture("rsa-utf8.key.der")),
+            "rsa-utf8",
+        );
+        // SAFETY: set once, while every other test thread waits on this OnceLock, before
+        // SoftHSM (which reads it at C_Initialize) is loaded.
+        unsafe { std::env::set_var("SOFTHSM2_CONF", hsm.conf()) };
+        let live = live_on(SOFTHSM_MODULE);
+        let cert = fixture_cert_id(&live.snapshot(), "rsa-utf8");
+        Store {
+            _hsm: hsm,
+            live: Arc::new(live),
+            cert,
+        }
+    })
+}
+
+/// The daemon's backend over the SoftHSM store.
+fn backend() -> Arc<Backend> {
+    Backend::new(
+        store().live.clone(),
+        BackendOptions {
+            bridge: None,
+            lang: Lang::ZhCn,
+            warning_days: 30,
+            check_page: None,
+            config_path: None,
+            state_dir: None,
+        },
+    )
+}
+
+/// The dialogs, running `certray dialog-host` (the binary under test) with `env` and a
+/// home of its own in `home`.
+fn dialogs(env: Vec<(&'static str, OsString)>, home: PathBuf) -> Dialogs {
+    let program = env!("CARGO_BIN_EXE_certray");
+    Dialogs::spawn_with(backend(), Notifier::off(), move || {
+        let mut cmd = Command::new(program);
+        cmd.env_remove("WAYLAND_DISPLAY")
+            .env_remove("RUST_LOG")
+            .envs(env.iter().map(|(k, v)| (*k, v)));
+        for var in [
+            "HOME",
+            "XDG_CONFIG_HOME",
+            "XDG_CACHE_HOME",
+            "XDG_DATA_HOME",
+            "XDG_STATE_HOME",
+        ] {
+            cmd.env(var, &home);
+        }
+        cmd
+    })
+    .expect("start the dialogs thread")
+}
+
+/// Xvfb (with `-noreset`: clients here come and go) and a session bus, and the dialogs on
+/// them. Fields drop in order: the dialogs (their process ends as its pipe closes), then
+/// Xvfb.
+struct Desktop {
+    dialogs: Dialogs,
+    session: XSession,
+}
+
+fn desktop() -> Desktop {
+    require_all(PROGRAMS, FILES);
+    let session = XSession::start((1024, 768));
+    let dialogs = dialogs(session.env(), session.dir.path().to_path_buf());
+    Desktop { dialogs, session }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// Drive a prompt's future to its answer; fail naming `what` if none comes within [`WAIT`].
+fn answer<T>(rt: &tokio::runtime::Runtime, what: &str, asked: impl Future<Output = T>) -> T {
+    rt.block_on(async { tokio::time::timeout(WAIT, asked).await })
+        .unwrap_or_else(|_| panic!("no answer to {what} within {WAIT:?}"))
+}
+
+/// Poll `probe` until it gives a value; fail naming `what` at the deadline.
+fn wait_for<T>(what: &str, probe: impl FnMut() -> Option<T>) -> T {
+    poll(POLL, probe).unwrap_or_else(|| panic!("gave up waiting for {what} ({WAIT:?})"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Windows (xdotool) and processes (/proc)
+// ---------------------------------------------------------------------------------------------
+
+fn xdotool(session: &XSession, args: &[&str]) -> Output {
+    run_unchecked(session.x("xdotool").args(args))
+}
+
+/// xdotool, which must succeed; its output.
+fn xdo(session: &XSession, args: &[&str]) -> String {
+    let out = xdotool(session, args);
+    assert!(
+        out.status.success(),
+        "xdotool {args:?} failed: {}",
+        output_text(&out)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The mapped top-level window whose title is exactly `title`. eframe maps its window once
+/// the first frame is drawn, so a window found here has its dialog laid out.
+fn window_titled(session: &XSession, title: &str) -> Option<u64> {
+    let out = xdotool(
+        session,
+        &["search", "--onlyvisible", "--maxdepth", "1", "--name", ""],
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse::<u64>().ok())
+        .find(|w| {
+            let name = xdotool(session, &["getwindowname", &w.to_string()]);
+            String::from_utf8_lossy(&name.stdout).trim_end() == title
+        })
+}
+
+/// Give window `w` the keyboard: the pointer on it and the input focus set to it (winit
+/// takes no text while the focus is merely PointerRoot).
+fn focus(session: &XSession, w: u64) {
+    let id = w.to_string();
+    let geometry = xdo(session, &["getwindowgeometry", "--shell", &id]);
+    let field = |k: &str| -> i64 {
+        geometry
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {k} in the geometry of window {w}:\n{geometry}"))
+    };
+    let (x, y) = (
+        field("X") + field("WIDTH") / 2,
+        field("Y") + field("HEIGHT") / 2,
+    );
+    xdo(
+        session,
+        &["mousemove", "--sync", &x.to_string(), &y.to_string()],
+    );
+    xdo(session, &["windowfocus", &id]);
+    wait_for("the input focus on the dialog", || {
+        (xdo(session, &["getwindowfocus"]).trim() == id).then_some(())
+    });
+}
+
+fn key(session: &XSession, key: &str) {
+    xdo(session, &["key", key]);
+}
+
+fn type_text(session: &XSession, text: &str) {
+    xdo(session, &["type", "--delay", "20", text]);
+}
+
+/// The process that owns window `w` (`_NET_WM_PID`).
+fn window_pid(session: &XSession, w: u64) -> u32 {
+    let out = xdo(session, &["getwindowpid", &w.to_string()]);
+    out.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("no pid for window {w}: {out:?}"))
+}
+
+/// A process's command line, argument by argument.
+fn cmdline(pid: u32) -> Vec<String> {
+    fs::read(format!("/proc/{pid}/cmdline"))
+        .unwrap_or_default()
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
+/// A process's parent.
+fn parent(pid: u32) -> Option<u32> {
+    // "pid (comm) state ppid …": the comm may hold spaces, so split after ')'.
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The process has ended and been reaped.
+fn gone(pid: u32) -> bool {
+    !Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Wait for the window titled `title` to close, then for process `pid` to end.
+fn wait_closed(session: &XSession, title: &str, pid: u32) {
+    wait_for(&format!("the window {title:?} to close"), || {
+        window_titled(session, title).is_none().then_some(())
+    });
+    wait_for(&format!("the dialog process {pid} to end"), || {
+        gone(pid).then_some(())
+    });
+}
+
+/// Give `c` a key of its own in the display's keymap, on a keycode that has nothing, before
+/// the dialog process reads the keymap. Otherwise `xdotool type` binds a spare keycode just
+/// for the keystroke and takes it back at once, and a client that rereads the keymap after
+/// the change (winit) may find it gone already and drop the character.
+fn bind_key(session: &XSession, c: char) {
+    let out = run(session.x("xmodmap").arg("-pke"));
+    let table = String::from_utf8_lossy(&out.stdout);
+    let free = table
+        .lines()
+        .filter_map(|l| l.strip_prefix("keycode"))
+        .filter_map(|l| l.split_once('='))
+        .find(|(_, keysyms)| keysyms.trim().is_empty())
+        .map(|(code, _)| code.trim().to_string())
+        .unwrap_or_else(|| panic!("no free keycode in the keymap:\n{table}"));
+    run(session
+        .x("xmodmap")
+        .arg("-e")
+        .arg(format!("keycode {free} = U{:04X}", u32::from(c))));
+}
+
+/// A display number no X server listens on.
+fn dead_display() -> String {
+    (7999..)
+        .find(|n| !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists())
+        .map(|n| format!(":{n}"))
+        .expect("a free display number")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn consent_is_asked_in_the_dialog_process() {
+    store();
+    let d = desktop();
+    let session = &d.session;
+    let prompt = UiPrompt::new(d.dialogs.clone());
+    assert!(prompt.available());
+    let rt = runtime();
+
+    let asked = prompt.consent(ORIGIN);
+    let w = wait_for("the consent window", || {
+        window_titled(session, CONSENT_TITLE)
+    });
+
+    // Drawn by `certray dialog-host`, a child of this process, not by this process.
+    let pid = window_pid(session, w);
+    assert_ne!(pid, std::process::id(), "the window is this process's");
+    let args = cmdline(pid);
+    assert!(
+        args.iter().any(|a| a == "dialog-host"),
+        "the window's process {pid} is not the dialog process: {args:?}"
+    );
+    assert_eq!(parent(pid), Some(std::process::id()), "its parent");
+
+    // The default button, 仅本次允许, has the focus: Enter presses it.
+    focus(session, w);
+    key(session, "Return");
+    assert_eq!(
+        answer(&rt, "the consent prompt", asked),
+        ConsentAnswer::AllowOnce
+    );
+
+    // Nothing else to show: the window closes and the process ends.
+    wait_closed(session, CONSENT_TITLE, pid);
+    assert!(prompt.available(), "dialogs went off after a normal round");
+}
+
+#[test]
+fn a_pin_typed_in_the_dialog_process_reaches_the_bridge() {
+    let cert = store().cert.clone();
+    let d = desktop();
+    let session = &d.session;
+    let prompt = UiPrompt::new(d.dialogs.clone());
+    let rt = runtime();
+
+    // SoftHSM takes 4–255 bytes; this one is 11, with what JSON escapes and what is not
+    // ASCII.
+    let typed = "pin\"\\456中";
+    bind_key(session, '中');
+    let asked = prompt.pin(PinRequest {
+        origin: Some(ORIGIN.into()),
+        certificate_id: cert,
+        owner: "云杉".into(),
+        operation: "sign, 32 bytes".into(),
+    });
+    let w = wait_for("the PIN window", || window_titled(session, PIN_TITLE));
+    let pid = window_pid(session, w);
+    assert!(
+        cmdline(pid).iter().any(|a| a == "dialog-host"),
+        "the PIN window's process {pid}: {:?}",
+        cmdline(pid)
+    );
+
+    // The PIN field has the focus; Enter in it presses 确定.
+    focus(session, w);
+    type_text(session, typed);
+    key(session, "Return");
+    match answer(&rt, "the PIN prompt", asked) {
+        PinAnswer::Pin { pin, remember } => {
+            assert_eq!(pin.expose_secret(), typed, "the PIN that arrived");
+            assert!(!remember, "remember was not ticked");
+        }
+        other => panic!("not a PIN: {other:?}"),
+    }
+    wait_closed(session, PIN_TITLE, pid);
+}
+
+#[test]
+fn a_prompt_whose_request_goes_away_closes() {
+    store();
+    let d = desktop();
+    let session = &d.session;
+    let prompt = UiPrompt::new(d.dialogs.clone());
+
+    let asked = prompt.consent(ORIGIN);
+    let w = wait_for("the consent window", || {
+        window_titled(session, CONSENT_TITLE)
+    });
+    let pid = window_pid(session, w);
+
+    // The web page goes away: its request, and the future with it, is dropped.
+    drop(asked);
+    wait_closed(session, CONSENT_TITLE, pid);
+    assert!(prompt.available(), "dialogs went off after a closed prompt");
+}
+
+#[test]
+fn no_display_turns_dialogs_off() {
+    store();
+    let home = tempfile::tempdir().expect("tempdir");
+    let dialogs = dialogs(
+        vec![("DISPLAY", dead_display().into())],
+        home.path().to_path_buf(),
+    );
+    let prompt = UiPrompt::new(dialogs);
+    assert!(prompt.available(), "before any window was tried");
+    let rt = runtime();
+
+    // The dialog process cannot open a window and says so; the waiting prompt hears that
+    // no one can be asked, as when headless.
+    assert_eq!(
+        answer(&rt, "the consent prompt", prompt.consent(ORIGIN)),
+        ConsentAnswer::Unavailable
+    );
+    wait_for("the dialogs to turn off", || {
+        (!prompt.available()).then_some(())
+    });
+
+    // From now on no one can be asked.
+    assert_eq!(
+        answer(&rt, "a second consent prompt", prompt.consent(ORIGIN)),
+        ConsentAnswer::Unavailable
+    );
+    let pin = prompt.pin(PinRequest {
+        origin: Some(ORIGIN.into()),
+        certificate_id: store().cert.clone(),
+        owner: "云杉".into(),
+        operation: "sign, 32 bytes".into(),
+    });
+    assert!(matches!(
+        answer(&rt, "a PIN prompt", pin),
+        PinAnswer::Unavailable
+    ));
+}
