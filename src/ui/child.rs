@@ -19,7 +19,7 @@ use crate::token::{Pin, PinState};
 
 use super::backend::{self, Refusal, Services};
 use super::dialogs::{DialogRequest, RemoteReply, Reply};
-use super::host::Host;
+use super::host::{Host, HostHandle};
 use super::link::{self, Answer, Call, CallResult, Down, LineReader, Request, Up, WirePin};
 use super::notify::Notifier;
 use crate::error::Code;
@@ -34,7 +34,7 @@ pub fn main() -> i32 {
         }
     };
     // The daemon's messages carry no PIN, so the standard (buffered) stdin is fine.
-    let mut lines = LineReader::new(io::stdin().lock());
+    let mut lines = LineReader::new(io::stdin());
     let first = match lines.read::<Down>() {
         Ok(Some(Down::State(s))) => s,
         Ok(None) => return 0,
@@ -57,24 +57,37 @@ pub fn main() -> i32 {
 
     let to_daemon = remote.clone();
     let notifier = Notifier::forward(move |notice| to_daemon.send(&Up::Notify { notice }));
+    let (host, handle) = Host::new(remote.clone(), notifier);
+    let reader = remote.clone();
+    let spawned = std::thread::Builder::new()
+        .name("dialog-host-read".into())
+        .spawn(move || {
+            read(lines, &reader, &handle);
+            // The daemon has let go (or is gone): whatever is still open is not wanted.
+            std::process::exit(0);
+        });
+    if let Err(e) = spawned {
+        remote.send(&Up::Failed {
+            error: format!("cannot start the reader thread: {e}"),
+        });
+        return 1;
+    }
+    // The windows on the main thread, which macOS requires.
     let on_round = remote.clone();
-    let host = match Host::spawn(
-        remote.clone(),
-        notifier,
-        Box::new(move |r| {
-            on_round.send(&match r {
-                Ok(received) => Up::Idle { received },
-                Err(error) => Up::Failed { error },
-            })
-        }),
-    ) {
-        Ok(h) => h,
-        Err(e) => {
-            remote.send(&Up::Failed { error: e });
-            return 1;
-        }
-    };
+    host.run(Box::new(move |r| {
+        on_round.send(&match r {
+            Ok(received) => Up::Idle { received },
+            Err(error) => Up::Failed { error },
+        })
+    }));
+    // Windows turned out impossible; the daemon, told so, closes the pipe.
+    loop {
+        std::thread::park();
+    }
+}
 
+/// Take the daemon's messages until it closes the pipe.
+fn read(mut lines: LineReader<io::Stdin>, remote: &Arc<Remote>, host: &HostHandle) {
     loop {
         match lines.read::<Down>() {
             Ok(Some(Down::State(s))) => {
@@ -104,8 +117,6 @@ pub fn main() -> i32 {
             }
         }
     }
-    // The daemon has let go: whatever is still open is not wanted any more.
-    0
 }
 
 /// Stdout as a plain file: `std::io::Stdout` buffers, and a buffer would keep PIN bytes.

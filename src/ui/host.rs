@@ -12,7 +12,6 @@
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
-use std::thread;
 use std::time::Duration;
 
 use eframe::egui;
@@ -65,20 +64,22 @@ impl HostHandle {
     }
 }
 
-/// The dialog host thread.
-pub struct Host;
+/// The dialog host, to be run on the process's main thread (macOS draws windows there
+/// only; the dialog process has nothing else for it to do).
+pub struct Host {
+    rx: mpsc::Receiver<DialogRequest>,
+    backend: Arc<dyn Services>,
+    notifier: Notifier,
+    shared: Arc<Shared>,
+}
 
 /// Told each time the window closes: how many requests the host has taken so far, or why
 /// windows cannot be shown at all (then the host has stopped).
-pub type RoundEnd = Box<dyn FnMut(Result<u64, String>) + Send>;
+pub type RoundEnd = Box<dyn FnMut(Result<u64, String>)>;
 
 impl Host {
-    /// Start the host thread. Windows open only when a request comes.
-    pub fn spawn(
-        backend: Arc<dyn Services>,
-        notifier: Notifier,
-        mut round_end: RoundEnd,
-    ) -> Result<HostHandle, String> {
+    /// The host and the handle that sends it requests from other threads.
+    pub fn new(backend: Arc<dyn Services>, notifier: Notifier) -> (Host, HostHandle) {
         let (tx, rx) = mpsc::channel();
         let shared = Arc::new(Shared {
             ctx: Mutex::new(None),
@@ -88,11 +89,25 @@ impl Host {
             tx,
             shared: shared.clone(),
         };
-        thread::Builder::new()
-            .name("dialogs".into())
-            .spawn(move || run(rx, backend, notifier, shared, &mut round_end))
-            .map_err(|e| format!("cannot start the dialog thread: {e}"))?;
-        Ok(handle)
+        let host = Host {
+            rx,
+            backend,
+            notifier,
+            shared,
+        };
+        (host, handle)
+    }
+
+    /// Show windows as requests come, until every handle is gone or windows turn out
+    /// impossible. Windows open only when a request comes.
+    pub fn run(self, mut round_end: RoundEnd) {
+        run(
+            self.rx,
+            self.backend,
+            self.notifier,
+            self.shared,
+            &mut round_end,
+        );
     }
 }
 
@@ -160,20 +175,6 @@ fn native_options(title: &str, size: egui::Vec2) -> eframe::NativeOptions {
             .with_minimize_button(false)
             .with_maximize_button(false)
             .with_window_level(egui::WindowLevel::AlwaysOnTop),
-        event_loop_builder: Some(Box::new(|builder| {
-            // The host is not the main thread (that one runs the bridge).
-            #[cfg(target_os = "linux")]
-            {
-                use winit::platform::x11::EventLoopBuilderExtX11;
-                builder.with_any_thread(true);
-            }
-            #[cfg(windows)]
-            {
-                use winit::platform::windows::EventLoopBuilderExtWindows;
-                builder.with_any_thread(true);
-            }
-            let _ = builder;
-        })),
         ..Default::default()
     }
 }
