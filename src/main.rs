@@ -8,5 +8,6 @@ fn main() {
         // SAFETY: no other thread runs yet, so nothing reads the environment concurrently.
         unsafe { std::env::set_var("GDK_GL", "disable") };
     }
-    std::process::exit(certray::cli::main());
+    // On macOS the tray must own the main thread; elsewhere this just calls `cli::main`.
+    std::process::exit(certray::ui::tray::main_thread::run(certray::cli::main));
 }

@@ -12,6 +12,9 @@
 //!
 //! Needs: Xvfb (xvfb), dbus-daemon (dbus-daemon), dbus-monitor (dbus-bin), dunst (dunst).
 
+// D-Bus notifications: the Linux desktop's (macOS has its own notification centre).
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::io::{BufRead, BufReader};
