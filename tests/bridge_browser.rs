@@ -273,15 +273,7 @@ fn a_real_browser_uses_the_bridge_and_only_from_allowed_origins() {
 
     // Two keys: the RSA certificate of 北京云杉 and the expiring EC one of 深圳未来.
     let hsm = SoftHsm::new();
-    hsm.init_token("财务部 UKey", SO_PIN, PIN);
-    hsm.import(
-        "财务部 UKey",
-        PIN,
-        "01",
-        Some(&fixture("rsa-utf8.der")),
-        Some(&fixture("rsa-utf8.key.der")),
-        "rsa-utf8",
-    );
+    hsm.rsa_utf8_token("财务部 UKey", SO_PIN, PIN);
     let before = token_dirs(&hsm);
     hsm.init_token("研发部 UKey", SO_PIN, PIN);
     hsm.import(

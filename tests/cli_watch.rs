@@ -124,15 +124,7 @@ fn config(hsm: &SoftHsm) -> std::path::PathBuf {
 #[test]
 fn insert_and_removal_drive_token_events() {
     let hsm = SoftHsm::new();
-    hsm.init_token("first", "12345678", PIN);
-    hsm.import(
-        "first",
-        PIN,
-        "01",
-        Some(&fixture("rsa-utf8.der")),
-        Some(&fixture("rsa-utf8.key.der")),
-        "rsa-utf8",
-    );
+    hsm.rsa_utf8_token("first", "12345678", PIN);
     let pcscd = Pcscd::start();
     let cfg = config(&hsm);
     let w = Watch::start(&hsm, &pcscd, &cfg);
@@ -270,15 +262,7 @@ fn watching_survives_a_pcscd_restart_without_repeating_the_card() {
 #[test]
 fn a_polled_module_reports_a_certificate_written_by_another_process() {
     let hsm = SoftHsm::new();
-    hsm.init_token("polled", "12345678", PIN);
-    hsm.import(
-        "polled",
-        PIN,
-        "01",
-        Some(&fixture("rsa-utf8.der")),
-        Some(&fixture("rsa-utf8.key.der")),
-        "rsa-utf8",
-    );
+    hsm.rsa_utf8_token("polled", "12345678", PIN);
     let cfg = hsm.dir().join("poll.toml");
     std::fs::write(
         &cfg,

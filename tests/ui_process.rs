@@ -80,15 +80,7 @@ fn store() -> &'static Store {
     static STORE: OnceLock<Store> = OnceLock::new();
     STORE.get_or_init(|| {
         let hsm = SoftHsm::new();
-        hsm.init_token(LABEL, SO_PIN, PIN);
-        hsm.import(
-            LABEL,
-            PIN,
-            "01",
-            Some(&fixture("rsa-utf8.der")),
-            Some(&fixture("rsa-utf8.key.der")),
-            "rsa-utf8",
-        );
+        hsm.rsa_utf8_token(LABEL, SO_PIN, PIN);
         // SAFETY: set once, while every other test thread waits on this OnceLock, before
         // SoftHSM (which reads it at C_Initialize) is loaded.
         unsafe { std::env::set_var("SOFTHSM2_CONF", hsm.conf()) };

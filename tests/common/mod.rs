@@ -543,6 +543,20 @@ impl SoftHsm {
         );
     }
 
+    /// A token `label` holding the rsa-utf8 certificate (北京云杉) and its key, CKA_ID 01 and
+    /// object label "rsa-utf8": the one key most tests need.
+    pub fn rsa_utf8_token(&self, label: &str, so_pin: &str, pin: &str) {
+        self.init_token(label, so_pin, pin);
+        self.import(
+            label,
+            pin,
+            "01",
+            Some(&fixture("rsa-utf8.der")),
+            Some(&fixture("rsa-utf8.key.der")),
+            "rsa-utf8",
+        );
+    }
+
     /// Store arbitrary `bytes` (garbage, a truncated certificate, …) as an X.509 certificate
     /// object (through [`RAW_CERT_PY`], since `pkcs11-tool` refuses non-certificates).
     pub fn write_raw_cert(

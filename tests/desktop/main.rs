@@ -739,15 +739,7 @@ fn make_token(hsm: &SoftHsm) -> PathBuf {
             .collect()
     };
     let before = listing();
-    hsm.init_token(LABEL, SO_PIN, PIN);
-    hsm.import(
-        LABEL,
-        PIN,
-        "01",
-        Some(&fixture("rsa-utf8.der")),
-        Some(&fixture("rsa-utf8.key.der")),
-        "rsa-utf8",
-    );
+    hsm.rsa_utf8_token(LABEL, SO_PIN, PIN);
     let mut made: Vec<PathBuf> = listing()
         .into_iter()
         .filter(|p| !before.contains(p))
