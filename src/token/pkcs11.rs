@@ -177,7 +177,7 @@ impl ModuleHandle {
         let (reply, rx) = oneshot::channel();
         let tx = self.worker.tx.as_ref().ok_or(Error::WorkerGone)?;
         // This thread only waits from now on: the worker may as well run on its CPU.
-        self.worker.affinity.join_caller();
+        let _together = self.worker.affinity.join_caller();
         tx.send(make(reply)).map_err(|_| Error::WorkerGone)?;
         rx.recv().map_err(|_| Error::WorkerGone)?
     }
@@ -364,9 +364,20 @@ impl Worker {
     }
 
     fn run(mut self, rx: mpsc::Receiver<Request>, affinity: &affinity::Worker) {
-        while let Ok(req) = rx.recv() {
+        loop {
+            let req = match rx.recv_timeout(affinity::RELEASE_AFTER) {
+                Ok(r) => r,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    // Idle: run anywhere again until a caller lends its CPU.
+                    affinity.release();
+                    match rx.recv() {
+                        Ok(r) => r,
+                        Err(_) => break,
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            };
             self.handle(req);
-            affinity.release();
         }
         // Sessions close before the context finalizes; C_Finalize also ends a thread
         // blocked in C_WaitForSlotEvent.
@@ -979,9 +990,21 @@ fn map_err(e: CkError) -> Error {
 /// do this: their thread goes on with other tasks meanwhile. Linux only; a no-op elsewhere.
 mod affinity {
     #[cfg(target_os = "linux")]
+    use std::cell::Cell;
+    #[cfg(target_os = "linux")]
     use std::sync::Mutex;
     #[cfg(target_os = "linux")]
-    use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+    use std::sync::atomic::{AtomicI32, Ordering};
+    use std::time::Duration;
+
+    /// How long the worker stays on its last caller's CPU once requests stop.
+    pub const RELEASE_AFTER: Duration = Duration::from_millis(100);
+
+    #[cfg(target_os = "linux")]
+    thread_local! {
+        /// A caller thread's own CPU set, read once.
+        static OWN: Cell<Option<libc::cpu_set_t>> = const { Cell::new(None) };
+    }
 
     #[derive(Default)]
     pub struct Worker {
@@ -991,9 +1014,9 @@ mod affinity {
         /// The CPUs it may use when no caller lends it one.
         #[cfg(target_os = "linux")]
         home: Mutex<Option<libc::cpu_set_t>>,
-        /// A caller has pinned it to its CPU.
+        /// The CPU a caller has pinned it to, plus one (0: not pinned).
         #[cfg(target_os = "linux")]
-        pinned: AtomicBool,
+        pinned: AtomicI32,
     }
 
     impl std::fmt::Debug for Worker {
@@ -1017,31 +1040,53 @@ mod affinity {
             }
         }
 
-        /// On a caller's thread, before it sends a request and waits: let the worker onto
-        /// this CPU.
-        pub fn join_caller(&self) {
+        /// On a caller's thread, before it sends a request and waits: the worker and this
+        /// thread share this CPU until the returned guard drops (after the answer), so that
+        /// neither the request nor the answer wakes another CPU. The worker stays there
+        /// for the next request (see [`RELEASE_AFTER`]); this thread gets its CPUs back.
+        pub fn join_caller(&self) -> Together {
             let tid = self.tid.load(Ordering::SeqCst);
-            if tid == 0 {
-                return;
+            let size = std::mem::size_of::<libc::cpu_set_t>();
+            // SAFETY: sched_getcpu has no preconditions; the masks are properly sized.
+            let cpu = unsafe { libc::sched_getcpu() };
+            if tid == 0 || cpu < 0 {
+                return Together { own: None };
             }
-            // SAFETY: plain syscalls; `set` is a properly sized mask with one CPU in it. A
+            let Some(own) = OWN.with(|o| {
+                if o.get().is_none() {
+                    // SAFETY: plain syscall writing into a properly sized mask.
+                    unsafe {
+                        let mut set: libc::cpu_set_t = std::mem::zeroed();
+                        if libc::sched_getaffinity(0, size, &mut set) == 0 {
+                            o.set(Some(set));
+                        }
+                    }
+                }
+                o.get()
+            }) else {
+                return Together { own: None };
+            };
+            // SAFETY: plain syscalls on properly sized masks with one CPU in them. A worker
             // thread that has ended makes sched_setaffinity fail, harmlessly.
             unsafe {
-                let cpu = libc::sched_getcpu();
-                if cpu < 0 {
-                    return;
+                let mut one: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(cpu as usize, &mut one);
+                if self.pinned.load(Ordering::SeqCst) != cpu + 1 {
+                    if libc::sched_setaffinity(tid, size, &one) != 0 {
+                        return Together { own: None };
+                    }
+                    self.pinned.store(cpu + 1, Ordering::SeqCst);
                 }
-                let mut set: libc::cpu_set_t = std::mem::zeroed();
-                libc::CPU_SET(cpu as usize, &mut set);
-                if libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0 {
-                    self.pinned.store(true, Ordering::SeqCst);
+                if libc::sched_setaffinity(0, size, &one) != 0 {
+                    return Together { own: None };
                 }
             }
+            Together { own: Some(own) }
         }
 
-        /// On the worker thread, after a request: it may run anywhere again.
+        /// On the worker thread, once idle: it may run anywhere again.
         pub fn release(&self) {
-            if !self.pinned.swap(false, Ordering::SeqCst) {
+            if self.pinned.swap(0, Ordering::SeqCst) == 0 {
                 return;
             }
             if let Some(set) = &*self.home.lock().unwrap_or_else(|e| e.into_inner()) {
@@ -1053,10 +1098,31 @@ mod affinity {
         }
     }
 
+    /// A caller kept on one CPU with the worker; dropping it gives the caller back the
+    /// CPUs it had.
+    pub struct Together {
+        #[cfg(target_os = "linux")]
+        own: Option<libc::cpu_set_t>,
+    }
+
+    #[cfg(target_os = "linux")]
+    impl Drop for Together {
+        fn drop(&mut self) {
+            if let Some(own) = &self.own {
+                // SAFETY: plain syscall on this thread with the mask it had.
+                unsafe {
+                    libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), own);
+                }
+            }
+        }
+    }
+
     #[cfg(not(target_os = "linux"))]
     impl Worker {
         pub fn started(&self) {}
-        pub fn join_caller(&self) {}
+        pub fn join_caller(&self) -> Together {
+            Together {}
+        }
         pub fn release(&self) {}
     }
 }
