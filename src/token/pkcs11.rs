@@ -387,51 +387,49 @@ impl Worker {
     }
 
     fn handle(&mut self, req: Request) {
-        {
-            match req {
-                Request::Scan(reply) => {
-                    let _ = reply.send(self.scan());
-                }
-                Request::Reinitialize(reply) => {
-                    let _ = reply.send(self.reinitialize());
-                }
-                Request::Sign(req, reply) => {
-                    let r = self.sign(req);
-                    let _ = reply.send(r);
-                }
-                Request::Logout(token_id, reply) => {
-                    self.forget_login(&token_id);
-                    let _ = reply.send(Ok(()));
-                }
-                Request::PinState(token_id, reply) => {
-                    let r = self
-                        .find_slot(&token_id)
-                        .and_then(|slot| self.token_info(slot))
-                        .map(|i| user_pin(&i));
-                    let _ = reply.send(r);
-                }
-                Request::ChangePin {
-                    token_id,
-                    old,
-                    new,
-                    force,
-                    reply,
-                } => {
-                    let r = self.change_pin(&token_id, &old, &new, force);
-                    drop((old, new));
-                    let _ = reply.send(r);
-                }
-                Request::Unlock {
-                    token_id,
-                    so_pin,
-                    new,
-                    force,
-                    reply,
-                } => {
-                    let r = self.unlock(&token_id, &so_pin, &new, force);
-                    drop((so_pin, new));
-                    let _ = reply.send(r);
-                }
+        match req {
+            Request::Scan(reply) => {
+                let _ = reply.send(self.scan());
+            }
+            Request::Reinitialize(reply) => {
+                let _ = reply.send(self.reinitialize());
+            }
+            Request::Sign(req, reply) => {
+                let r = self.sign(req);
+                let _ = reply.send(r);
+            }
+            Request::Logout(token_id, reply) => {
+                self.forget_login(&token_id);
+                let _ = reply.send(Ok(()));
+            }
+            Request::PinState(token_id, reply) => {
+                let r = self
+                    .find_slot(&token_id)
+                    .and_then(|slot| self.token_info(slot))
+                    .map(|i| user_pin(&i));
+                let _ = reply.send(r);
+            }
+            Request::ChangePin {
+                token_id,
+                old,
+                new,
+                force,
+                reply,
+            } => {
+                let r = self.change_pin(&token_id, &old, &new, force);
+                drop((old, new));
+                let _ = reply.send(r);
+            }
+            Request::Unlock {
+                token_id,
+                so_pin,
+                new,
+                force,
+                reply,
+            } => {
+                let r = self.unlock(&token_id, &so_pin, &new, force);
+                drop((so_pin, new));
+                let _ = reply.send(r);
             }
         }
     }
@@ -982,17 +980,19 @@ fn map_err(e: CkError) -> Error {
 }
 
 /// Where the module's worker runs. A blocking caller does nothing but wait for the worker's
-/// answer, so it lets the worker onto its own CPU for the request ([`Worker::join_caller`]):
-/// the hand-over is then a switch between two threads on one CPU instead of waking another
-/// CPU, which in a virtual machine with an idle vCPU costs 50–150 µs each way, up to a sixth
-/// of an RSA-2048 signature on SoftHSM (`cargo bench --bench token_sign`). After each request
-/// the worker may run anywhere again ([`Worker::release`]). Async callers (the bridge) do not
-/// do this: their thread goes on with other tasks meanwhile. Linux only; a no-op elsewhere.
+/// answer, so it and the worker share the caller's CPU for the request
+/// ([`Worker::join_caller`]): the hand-over is then a switch between two threads on one CPU
+/// instead of waking another CPU, which in a virtual machine with an idle vCPU costs
+/// 50–150 µs each way, up to a sixth of an RSA-2048 signature on SoftHSM (`cargo bench
+/// --bench token_sign`). The worker keeps that CPU for the next request and may run
+/// anywhere again once idle for [`RELEASE_AFTER`] ([`Worker::release`]). Async callers (the
+/// bridge) do not do this: their thread goes on with other tasks meanwhile. Linux only; a
+/// no-op elsewhere.
 mod affinity {
     #[cfg(target_os = "linux")]
     use std::cell::Cell;
     #[cfg(target_os = "linux")]
-    use std::sync::Mutex;
+    use std::sync::OnceLock;
     #[cfg(target_os = "linux")]
     use std::sync::atomic::{AtomicI32, Ordering};
     use std::time::Duration;
@@ -1013,7 +1013,7 @@ mod affinity {
         tid: AtomicI32,
         /// The CPUs it may use when no caller lends it one.
         #[cfg(target_os = "linux")]
-        home: Mutex<Option<libc::cpu_set_t>>,
+        home: OnceLock<libc::cpu_set_t>,
         /// The CPU a caller has pinned it to, plus one (0: not pinned).
         #[cfg(target_os = "linux")]
         pinned: AtomicI32,
@@ -1035,7 +1035,7 @@ mod affinity {
                 let mut set: libc::cpu_set_t = std::mem::zeroed();
                 if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0
                 {
-                    *self.home.lock().unwrap_or_else(|e| e.into_inner()) = Some(set);
+                    let _ = self.home.set(set);
                 }
             }
         }
@@ -1049,7 +1049,8 @@ mod affinity {
             let size = std::mem::size_of::<libc::cpu_set_t>();
             // SAFETY: sched_getcpu has no preconditions; the masks are properly sized.
             let cpu = unsafe { libc::sched_getcpu() };
-            if tid == 0 || cpu < 0 {
+            // Without its own CPU set the worker could never be given it back.
+            if tid == 0 || cpu < 0 || self.home.get().is_none() {
                 return Together { own: None };
             }
             let Some(own) = OWN.with(|o| {
@@ -1089,7 +1090,7 @@ mod affinity {
             if self.pinned.swap(0, Ordering::SeqCst) == 0 {
                 return;
             }
-            if let Some(set) = &*self.home.lock().unwrap_or_else(|e| e.into_inner()) {
+            if let Some(set) = self.home.get() {
                 // SAFETY: plain syscall on this thread with the mask it started with.
                 unsafe {
                     libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set);
