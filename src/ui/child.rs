@@ -88,17 +88,17 @@ pub fn main() -> i32 {
 
 /// Take the daemon's messages until it closes the pipe.
 fn read(mut lines: LineReader<io::Stdin>, remote: &Arc<Remote>, host: &HostHandle) {
-    loop {
-        match lines.read::<Down>() {
-            Ok(Some(Down::State(s))) => {
+    lines.for_each("the daemon", |message: Down| {
+        match message {
+            Down::State(s) => {
                 remote.set_state(*s);
                 host.wake();
             }
-            Ok(Some(Down::Open { seq, request })) => {
+            Down::Open { seq, request } => {
                 // False once windows failed; the daemon knows from `Failed`.
                 host.open(remote.request(seq, request));
             }
-            Ok(Some(Down::Gone { seq })) => {
+            Down::Gone { seq } => {
                 remote
                     .gone
                     .lock()
@@ -106,17 +106,10 @@ fn read(mut lines: LineReader<io::Stdin>, remote: &Arc<Remote>, host: &HostHandl
                     .insert(seq);
                 host.wake();
             }
-            Ok(Some(Down::Result { id, result })) => remote.fulfil(id, result),
-            Ok(None) => break,
-            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                tracing::warn!(error = %e, "the daemon said something unexpected");
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "lost the daemon's pipe");
-                break;
-            }
+            Down::Result { id, result } => remote.fulfil(id, result),
         }
-    }
+        true
+    });
 }
 
 /// Stdout as a plain file: `std::io::Stdout` buffers, and a buffer would keep PIN bytes.

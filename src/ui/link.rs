@@ -511,6 +511,28 @@ impl<R: Read> LineReader<R> {
             self.end += n;
         }
     }
+
+    /// Hand every message to `f` until the stream ends, reading fails, or `f` returns
+    /// false. A line that does not parse is logged (`peer` says who sent it) and skipped.
+    pub fn for_each<T: DeserializeOwned>(&mut self, peer: &str, mut f: impl FnMut(T) -> bool) {
+        loop {
+            match self.read::<T>() {
+                Ok(Some(m)) => {
+                    if !f(m) {
+                        return;
+                    }
+                }
+                Ok(None) => return,
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    tracing::warn!(error = %e, peer, "an unexpected message; skipped");
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, peer, "lost the pipe");
+                    return;
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

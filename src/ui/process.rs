@@ -217,12 +217,7 @@ impl Manager {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         #[cfg(windows)]
-        {
-            use std::os::windows::process::CommandExt;
-            /// No console window flashing up.
-            const CREATE_NO_WINDOW: u32 = 0x0800_0000;
-            cmd.creation_flags(CREATE_NO_WINDOW);
-        }
+        super::no_console(&mut cmd);
         let mut process = cmd.spawn()?;
         let (Some(stdin), Some(stdout)) = (process.stdin.take(), process.stdout.take()) else {
             return Err(io::Error::other("the dialog process has no pipes"));
@@ -233,24 +228,9 @@ impl Manager {
         thread::Builder::new()
             .name("dialogs-read".into())
             .spawn(move || {
-                let mut lines = LineReader::new(stdout);
-                loop {
-                    match lines.read::<Up>() {
-                        Ok(Some(m)) => {
-                            if events.send(Event::Up(generation, m)).is_err() {
-                                break;
-                            }
-                        }
-                        Ok(None) => break,
-                        Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                            tracing::warn!(error = %e, "the dialog process said something unexpected");
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "lost the dialog process's pipe");
-                            break;
-                        }
-                    }
-                }
+                LineReader::new(stdout).for_each("the dialog process", |m: Up| {
+                    events.send(Event::Up(generation, m)).is_ok()
+                });
                 let status = process.wait();
                 let _ = events.send(Event::Ended(generation, status));
             })?;
