@@ -176,13 +176,10 @@ pub fn open(target: impl AsRef<std::ffi::OsStr>) -> std::io::Result<()> {
     let target = target.as_ref();
     #[cfg(windows)]
     let mut cmd = {
-        use std::os::windows::process::CommandExt;
-        /// No console window flashing up.
-        const CREATE_NO_WINDOW: u32 = 0x0800_0000;
         let mut c = Command::new("cmd");
         // `start`'s first quoted argument is a window title.
         c.args(["/C", "start", ""]).arg(target);
-        c.creation_flags(CREATE_NO_WINDOW);
+        no_console(&mut c);
         c
     };
     #[cfg(target_os = "macos")]
@@ -206,6 +203,14 @@ pub fn open(target: impl AsRef<std::ffi::OsStr>) -> std::io::Result<()> {
         .name("opener".into())
         .spawn(move || child.wait());
     Ok(())
+}
+
+/// On Windows, keep a console window from flashing up for a child process.
+#[cfg(windows)]
+fn no_console(cmd: &mut std::process::Command) {
+    use std::os::windows::process::CommandExt;
+    const CREATE_NO_WINDOW: u32 = 0x0800_0000;
+    cmd.creation_flags(CREATE_NO_WINDOW);
 }
 
 #[cfg(test)]
