@@ -101,67 +101,58 @@ impl Host {
     /// Show windows as requests come, until every handle is gone or windows turn out
     /// impossible. Windows open only when a request comes.
     pub fn run(self, mut round_end: RoundEnd) {
-        run(
-            self.rx,
-            self.backend,
-            self.notifier,
-            self.shared,
-            &mut round_end,
-        );
-    }
-}
-
-fn run(
-    rx: mpsc::Receiver<DialogRequest>,
-    backend: Arc<dyn Services>,
-    notifier: Notifier,
-    shared: Arc<Shared>,
-    round_end: &mut RoundEnd,
-) {
-    let received = Cell::new(0u64);
-    while let Ok(first) = rx.recv() {
-        let mut windows = Windows {
-            backend: backend.clone(),
-            notifier: notifier.clone(),
-            rx: &rx,
-            received: &received,
-            stack: Vec::new(),
-            shown: None,
-            placed: false,
-        };
-        windows.request(first);
-        if windows.stack.is_empty() {
-            drop(windows);
+        let Host {
+            rx,
+            backend,
+            notifier,
+            shared,
+        } = self;
+        let received = Cell::new(0u64);
+        while let Ok(first) = rx.recv() {
+            let mut windows = Windows {
+                backend: backend.clone(),
+                notifier: notifier.clone(),
+                rx: &rx,
+                received: &received,
+                stack: Vec::new(),
+                shown: None,
+                placed: false,
+            };
+            windows.request(first);
+            if windows.stack.is_empty() {
+                drop(windows);
+                round_end(Ok(received.get()));
+                continue;
+            }
+            let (title, size) = {
+                let top = windows.stack.last().expect("not empty");
+                (top.title(backend.lang()), top.size())
+            };
+            let options = native_options(&title, size);
+            let ctx_slot = shared.clone();
+            let result = eframe::run_native(
+                "certray",
+                options,
+                Box::new(move |cc| {
+                    fonts::install(&cc.egui_ctx);
+                    *ctx_slot.ctx.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some(cc.egui_ctx.clone());
+                    Ok(Box::new(windows))
+                }),
+            );
+            *shared.ctx.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            if let Err(e) = result {
+                // No display or no OpenGL: from now on the bridge's prompts answer "no one to
+                // ask", as when headless. The dialogs of this round were dropped with the app,
+                // which answered their waiting prompts.
+                tracing::error!(error = %e, "cannot open windows; dialogs are off");
+                shared.running.store(false, Ordering::SeqCst);
+                while rx.try_recv().is_ok() {}
+                round_end(Err(e.to_string()));
+                return;
+            }
             round_end(Ok(received.get()));
-            continue;
         }
-        let (title, size) = {
-            let top = windows.stack.last().expect("not empty");
-            (top.title(backend.lang()), top.size())
-        };
-        let options = native_options(&title, size);
-        let ctx_slot = shared.clone();
-        let result = eframe::run_native(
-            "certray",
-            options,
-            Box::new(move |cc| {
-                fonts::install(&cc.egui_ctx);
-                *ctx_slot.ctx.lock().unwrap_or_else(|e| e.into_inner()) = Some(cc.egui_ctx.clone());
-                Ok(Box::new(windows))
-            }),
-        );
-        *shared.ctx.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        if let Err(e) = result {
-            // No display or no OpenGL: from now on the bridge's prompts answer "no one to
-            // ask", as when headless. The dialogs of this round were dropped with the app,
-            // which answered their waiting prompts.
-            tracing::error!(error = %e, "cannot open windows; dialogs are off");
-            shared.running.store(false, Ordering::SeqCst);
-            while rx.try_recv().is_ok() {}
-            round_end(Err(e.to_string()));
-            return;
-        }
-        round_end(Ok(received.get()));
     }
 }
 
