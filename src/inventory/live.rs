@@ -41,6 +41,16 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// A certificate by its exact id.
+    pub fn certificate(&self, id: &str) -> Option<&CertEntry> {
+        self.certificates.iter().find(|c| c.id == id)
+    }
+
+    /// A token by its id.
+    pub fn token(&self, id: &str) -> Option<&TokenInfo> {
+        self.tokens.iter().find(|t| t.id == id)
+    }
+
     /// The certificates on one token.
     pub fn certificates_of(&self, token_id: &str) -> Vec<CertEntry> {
         self.certificates
@@ -269,12 +279,7 @@ impl Live {
 
     /// A certificate by its exact id.
     pub fn certificate(&self, id: &str) -> Option<CertEntry> {
-        self.shared
-            .snapshot()
-            .certificates
-            .iter()
-            .find(|c| c.id == id)
-            .cloned()
+        self.shared.snapshot().certificate(id).cloned()
     }
 
     /// The token's PIN state, read fresh from the token (one C_GetTokenInfo).
@@ -320,7 +325,7 @@ impl Live {
     /// The worker of the module that serves `token_id`, for commands.
     pub fn module_for(&self, token_id: &str) -> Option<ModuleHandle> {
         let snapshot = self.shared.snapshot();
-        let token = snapshot.tokens.iter().find(|t| t.id == token_id)?;
+        let token = snapshot.token(token_id)?;
         self.modules
             .iter()
             .find(|m| m.path() == token.module)
@@ -492,7 +497,7 @@ impl Actor {
 
     fn check_pin(&mut self, token_id: &str) {
         let snapshot = self.shared.snapshot();
-        let Some(token) = snapshot.tokens.iter().find(|t| t.id == token_id) else {
+        let Some(token) = snapshot.token(token_id) else {
             return;
         };
         let Some(m) = self

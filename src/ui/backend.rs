@@ -50,14 +50,10 @@ pub trait Services: Send + Sync {
     fn warning_days(&self) -> u32;
     fn snapshot(&self) -> Arc<Snapshot>;
     fn certificate(&self, id: &str) -> Option<CertEntry> {
-        self.snapshot()
-            .certificates
-            .iter()
-            .find(|c| c.id == id)
-            .cloned()
+        self.snapshot().certificate(id).cloned()
     }
     fn token(&self, id: &str) -> Option<TokenInfo> {
-        self.snapshot().tokens.iter().find(|t| t.id == id).cloned()
+        self.snapshot().token(id).cloned()
     }
     /// Blocking: reads the token.
     fn pin_state(&self, token_id: &str) -> Result<PinState, Refusal>;

@@ -393,7 +393,7 @@ impl Core {
                 out.extend(self.expiry(&certificates, now));
             }
             Event::TokenRemoved { token_id } => {
-                if let Some(t) = s.tokens.iter().find(|t| t.id == token_id)
+                if let Some(t) = s.token(&token_id)
                     && self.on_insert != OnInsert::None
                 {
                     out.push(Effect::Notice(Notice::Removed {

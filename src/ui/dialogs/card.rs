@@ -197,11 +197,11 @@ impl Dialog for Card {
     fn ui(&mut self, ui: &mut Ui, cx: &mut Cx<'_>) -> Outcome {
         let lang = cx.lang;
         let snap = cx.backend.snapshot();
-        let Some(entry) = snap.certificates.iter().find(|c| c.id == self.cert_id) else {
+        let Some(entry) = snap.certificate(&self.cert_id) else {
             let token_there = snap.tokens.iter().any(|t| t.id == self.token_id);
             return self.gone(ui, lang, token_there);
         };
-        let token = snap.tokens.iter().find(|t| t.id == entry.token_id);
+        let token = snap.token(&entry.token_id);
         let now = OffsetDateTime::now_utc();
         let warning_days = cx.backend.warning_days();
 

@@ -244,7 +244,7 @@ impl Dialog for Details {
     fn ui(&mut self, ui: &mut Ui, cx: &mut Cx<'_>) -> Outcome {
         let lang = cx.lang;
         let snap = cx.backend.snapshot();
-        let Some(e) = snap.certificates.iter().find(|c| c.id == self.cert_id) else {
+        let Some(e) = snap.certificate(&self.cert_id) else {
             header(
                 ui,
                 "详",
@@ -271,7 +271,7 @@ impl Dialog for Details {
                 Outcome::Open
             };
         };
-        let token = snap.tokens.iter().find(|t| t.id == e.token_id);
+        let token = snap.token(&e.token_id);
         let now = OffsetDateTime::now_utc();
         let warning_days = cx.backend.warning_days();
         let all = sections(e, token, &self.sha1, now, warning_days, lang);
