@@ -198,7 +198,7 @@ impl Dialog for Card {
         let lang = cx.lang;
         let snap = cx.backend.snapshot();
         let Some(entry) = snap.certificate(&self.cert_id) else {
-            let token_there = snap.tokens.iter().any(|t| t.id == self.token_id);
+            let token_there = snap.token(&self.token_id).is_some();
             return self.gone(ui, lang, token_there);
         };
         let token = snap.token(&entry.token_id);
