@@ -1029,14 +1029,10 @@ mod affinity {
     impl Worker {
         /// On the worker thread, first thing.
         pub fn started(&self) {
-            // SAFETY: plain syscalls on this thread; `set` is a properly sized, zeroed mask.
-            unsafe {
-                self.tid.store(libc::gettid(), Ordering::SeqCst);
-                let mut set: libc::cpu_set_t = std::mem::zeroed();
-                if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0
-                {
-                    let _ = self.home.set(set);
-                }
+            // SAFETY: gettid has no preconditions.
+            self.tid.store(unsafe { libc::gettid() }, Ordering::SeqCst);
+            if let Some(set) = this_thread() {
+                let _ = self.home.set(set);
             }
         }
 
@@ -1046,8 +1042,7 @@ mod affinity {
         /// for the next request (see [`RELEASE_AFTER`]); this thread gets its CPUs back.
         pub fn join_caller(&self) -> Together {
             let tid = self.tid.load(Ordering::SeqCst);
-            let size = std::mem::size_of::<libc::cpu_set_t>();
-            // SAFETY: sched_getcpu has no preconditions; the masks are properly sized.
+            // SAFETY: sched_getcpu has no preconditions.
             let cpu = unsafe { libc::sched_getcpu() };
             // Without its own CPU set the worker could never be given it back.
             if tid == 0 || cpu < 0 || self.home.get().is_none() {
@@ -1055,32 +1050,28 @@ mod affinity {
             }
             let Some(own) = OWN.with(|o| {
                 if o.get().is_none() {
-                    // SAFETY: plain syscall writing into a properly sized mask.
-                    unsafe {
-                        let mut set: libc::cpu_set_t = std::mem::zeroed();
-                        if libc::sched_getaffinity(0, size, &mut set) == 0 {
-                            o.set(Some(set));
-                        }
-                    }
+                    o.set(this_thread());
                 }
                 o.get()
             }) else {
                 return Together { own: None };
             };
-            // SAFETY: plain syscalls on properly sized masks with one CPU in them. A worker
-            // thread that has ended makes sched_setaffinity fail, harmlessly.
-            unsafe {
+            // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET stays within it
+            // (sched_getcpu answers below CPU_SETSIZE).
+            let one = unsafe {
                 let mut one: libc::cpu_set_t = std::mem::zeroed();
                 libc::CPU_SET(cpu as usize, &mut one);
-                if self.pinned.load(Ordering::SeqCst) != cpu + 1 {
-                    if libc::sched_setaffinity(tid, size, &one) != 0 {
-                        return Together { own: None };
-                    }
-                    self.pinned.store(cpu + 1, Ordering::SeqCst);
-                }
-                if libc::sched_setaffinity(0, size, &one) != 0 {
+                one
+            };
+            if self.pinned.load(Ordering::SeqCst) != cpu + 1 {
+                // A worker thread that has ended makes this fail, harmlessly.
+                if !set_thread(tid, &one) {
                     return Together { own: None };
                 }
+                self.pinned.store(cpu + 1, Ordering::SeqCst);
+            }
+            if !set_thread(0, &one) {
+                return Together { own: None };
             }
             Together { own: Some(own) }
         }
@@ -1091,12 +1082,27 @@ mod affinity {
                 return;
             }
             if let Some(set) = self.home.get() {
-                // SAFETY: plain syscall on this thread with the mask it started with.
-                unsafe {
-                    libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set);
-                }
+                set_thread(0, set);
             }
         }
+    }
+
+    /// The calling thread's CPU set.
+    #[cfg(target_os = "linux")]
+    fn this_thread() -> Option<libc::cpu_set_t> {
+        // SAFETY: a zeroed cpu_set_t is a valid (empty) set, and the size passed is its own.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            (libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0)
+                .then_some(set)
+        }
+    }
+
+    /// Move thread `tid` (0: the calling one) onto `set`; false if the kernel refused.
+    #[cfg(target_os = "linux")]
+    fn set_thread(tid: libc::pid_t, set: &libc::cpu_set_t) -> bool {
+        // SAFETY: `set` is a whole cpu_set_t and the size passed is its own.
+        unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), set) == 0 }
     }
 
     /// A caller kept on one CPU with the worker; dropping it gives the caller back the
@@ -1110,10 +1116,7 @@ mod affinity {
     impl Drop for Together {
         fn drop(&mut self) {
             if let Some(own) = &self.own {
-                // SAFETY: plain syscall on this thread with the mask it had.
-                unsafe {
-                    libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), own);
-                }
+                set_thread(0, own);
             }
         }
     }
