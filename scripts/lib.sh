@@ -83,6 +83,24 @@ MSG
     fi
 }
 
+# certray_skip REASON: for the optional checks (check-windows-build, check-macos-build): print
+# "skipped: REASON" and exit 0.
+certray_skip() {
+    echo "skipped: $*"
+    exit 0
+}
+
+# certray_rust_target_or_skip TARGET: make sure rustup has the Rust target TARGET, adding it
+# if needed; skip the check (certray_skip) with the reason when it cannot be had.
+certray_rust_target_or_skip() {
+    local target=$1
+    rustup target list --installed 2>/dev/null | grep -qx "$target" && return 0
+    command -v rustup >/dev/null 2>&1 || certray_skip "rustup not found, and the Rust target $target is not installed"
+    certray_log "rustup target add $target"
+    rustup target add "$target" >&2 ||
+        certray_skip "rustup target add $target failed (is the Rust distribution server reachable?)"
+}
+
 # certray_ensure_schemathesis: put schemathesis (PyPI, for the OpenAPI fuzz test) on PATH,
 # installed once into a virtualenv under target/ when it is not there already.
 certray_ensure_schemathesis() {
