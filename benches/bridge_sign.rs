@@ -23,6 +23,8 @@
 //! `cargo bench --bench bridge_sign` runs it in full; without `--bench` (as `cargo test
 //! --all-targets` runs it) it makes a few signatures only, to show it still works.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -38,11 +40,7 @@ use certray::token::pkcs11::{Auth, ModuleHandle, SignRequest};
 use certray::token::sign::{HashAlg, SignInput};
 use futures_util::future::BoxFuture;
 use secrecy::SecretString;
-
-fn median(v: &mut [Duration]) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
+use support::{median, verdict};
 
 fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
@@ -196,7 +194,7 @@ fn signature_of(status: u16, body: &[u8]) -> Vec<u8> {
 }
 
 fn main() {
-    let full = std::env::args().any(|a| a == "--bench");
+    let full = support::full_run();
     let (rounds, per_round) = if full { (50, 10) } else { (2, 3) };
     assert!(
         std::path::Path::new(demo::SOFTHSM_MODULE).exists(),
@@ -430,13 +428,7 @@ fn main() {
         "  PIN in each request (C_Login+C_Sign+C_Logout both ways)  in-process median {:>8.1} µs   HTTP median {:>8.1} µs   ratio {ratio_pin:.3} (target ≤ 1.15) {}",
         us(ip),
         us(hp),
-        if !full {
-            "(smoke run: a few signatures, not a measurement; `cargo bench` measures)"
-        } else if ratio_pin <= 1.15 {
-            "met"
-        } else {
-            "MISSED"
-        }
+        verdict(full, ratio_pin <= 1.15, "a few signatures")
     );
     println!(
         "  kept login (C_Sign only both ways)                        in-process median {:>8.1} µs   HTTP median {:>8.1} µs   ratio {ratio_kept:.3} (HTTP adds {:+.1} µs)",

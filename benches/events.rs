@@ -13,6 +13,7 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use common::pcsc::{Pcscd, Vicc};
 use common::*;
+use support::{median, verdict};
 
 /// A child process whose stdout lines arrive, time-stamped on arrival, on a channel.
 struct Lines {
@@ -93,17 +95,12 @@ impl Drop for Lines {
     }
 }
 
-fn median(v: &mut [Duration]) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
 fn main() {
-    let full = std::env::args().any(|a| a == "--bench");
+    let full = support::full_run();
     let (inserts, idle) = if full {
         (12, Duration::from_secs(60))
     } else {
@@ -162,13 +159,7 @@ fn main() {
     println!(
         "  difference {diff:+.1} ms, ratio {:.3} (target: within 10 ms of pcsc_scan) {}",
         c.as_secs_f64() / s.as_secs_f64(),
-        if !full {
-            "(smoke run: two insertions, not a measurement; `cargo bench` measures)"
-        } else if diff <= 10.0 {
-            "met"
-        } else {
-            "MISSED"
-        }
+        verdict(full, diff <= 10.0, "two insertions")
     );
 
     // Idle: a reader, a card and a token present, nothing happening.

@@ -5,6 +5,8 @@
 //! `cargo bench --bench token_sign` runs it in full; without `--bench` (as `cargo test
 //! --all-targets` runs it) it makes a few signatures only, to show it still works.
 
+mod support;
+
 use std::time::{Duration, Instant};
 
 use certray::token::demo;
@@ -15,14 +17,10 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, ObjectClass};
 use cryptoki::session::UserType;
 use secrecy::SecretString;
-
-fn median(v: &mut [Duration]) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
+use support::{median, verdict};
 
 fn main() {
-    let full = std::env::args().any(|a| a == "--bench");
+    let full = support::full_run();
     let (rounds, per_round) = if full { (40, 50) } else { (2, 3) };
     assert!(
         std::path::Path::new(demo::SOFTHSM_MODULE).exists(),
@@ -154,13 +152,7 @@ fn main() {
         us(d),
         us(w),
         (ratio - 1.0) * 100.0,
-        if !full {
-            "(smoke run of the debug build: a few signatures, not a measurement; `cargo bench` measures)"
-        } else if ratio <= 1.05 {
-            "met"
-        } else {
-            "MISSED"
-        }
+        verdict(full, ratio <= 1.05, "a few signatures on a debug build")
     );
     println!(
         "  worker asleep direct median {:>8.1} µs   worker median {:>8.1} µs   ratio {cold:.3} (worker adds {:+.1} %)",
