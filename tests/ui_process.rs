@@ -18,7 +18,7 @@ use std::ffi::OsString;
 use std::fs;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -169,61 +169,14 @@ fn wait_for<T>(what: &str, probe: impl FnMut() -> Option<T>) -> T {
 // Windows (xdotool) and processes (/proc)
 // ---------------------------------------------------------------------------------------------
 
-fn xdotool(session: &XSession, args: &[&str]) -> Output {
-    run_unchecked(session.x("xdotool").args(args))
-}
-
 /// xdotool, which must succeed; its output.
 fn xdo(session: &XSession, args: &[&str]) -> String {
-    let out = xdotool(session, args);
-    assert!(
-        out.status.success(),
-        "xdotool {args:?} failed: {}",
-        output_text(&out)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    session.xdo(args).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// The mapped top-level window whose title is exactly `title`. eframe maps its window once
-/// the first frame is drawn, so a window found here has its dialog laid out.
-fn window_titled(session: &XSession, title: &str) -> Option<u64> {
-    let out = xdotool(
-        session,
-        &["search", "--onlyvisible", "--maxdepth", "1", "--name", ""],
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.trim().parse::<u64>().ok())
-        .find(|w| {
-            let name = xdotool(session, &["getwindowname", &w.to_string()]);
-            String::from_utf8_lossy(&name.stdout).trim_end() == title
-        })
-}
-
-/// Give window `w` the keyboard: the pointer on it and the input focus set to it (winit
-/// takes no text while the focus is merely PointerRoot).
+/// Give window `w` the keyboard ([`XSession::focus`]).
 fn focus(session: &XSession, w: u64) {
-    let id = w.to_string();
-    let geometry = xdo(session, &["getwindowgeometry", "--shell", &id]);
-    let field = |k: &str| -> i64 {
-        geometry
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{k}=")))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no {k} in the geometry of window {w}:\n{geometry}"))
-    };
-    let (x, y) = (
-        field("X") + field("WIDTH") / 2,
-        field("Y") + field("HEIGHT") / 2,
-    );
-    xdo(
-        session,
-        &["mousemove", "--sync", &x.to_string(), &y.to_string()],
-    );
-    xdo(session, &["windowfocus", &id]);
-    wait_for("the input focus on the dialog", || {
-        (xdo(session, &["getwindowfocus"]).trim() == id).then_some(())
-    });
+    session.focus(w, None).unwrap_or_else(|e| panic!("{e}"));
 }
 
 fn key(session: &XSession, key: &str) {
@@ -268,7 +221,7 @@ fn gone(pid: u32) -> bool {
 /// Wait for the window titled `title` to close, then for process `pid` to end.
 fn wait_closed(session: &XSession, title: &str, pid: u32) {
     wait_for(&format!("the window {title:?} to close"), || {
-        window_titled(session, title).is_none().then_some(())
+        session.window_titled(title).is_none().then_some(())
     });
     wait_for(&format!("the dialog process {pid} to end"), || {
         gone(pid).then_some(())
@@ -318,7 +271,7 @@ fn consent_is_asked_in_the_dialog_process() {
 
     let asked = prompt.consent(ORIGIN);
     let w = wait_for("the consent window", || {
-        window_titled(session, CONSENT_TITLE)
+        session.window_titled(CONSENT_TITLE)
     });
 
     // Drawn by `certray dialog-host`, a child of this process, not by this process.
@@ -362,7 +315,7 @@ fn a_pin_typed_in_the_dialog_process_reaches_the_bridge() {
         owner: "云杉".into(),
         operation: "sign, 32 bytes".into(),
     });
-    let w = wait_for("the PIN window", || window_titled(session, PIN_TITLE));
+    let w = wait_for("the PIN window", || session.window_titled(PIN_TITLE));
     let pid = window_pid(session, w);
     assert!(
         cmdline(pid).iter().any(|a| a == "dialog-host"),
@@ -393,7 +346,7 @@ fn a_prompt_whose_request_goes_away_closes() {
 
     let asked = prompt.consent(ORIGIN);
     let w = wait_for("the consent window", || {
-        window_titled(session, CONSENT_TITLE)
+        session.window_titled(CONSENT_TITLE)
     });
     let pid = window_pid(session, w);
 

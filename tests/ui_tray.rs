@@ -89,43 +89,27 @@ impl Desktop {
     }
 
     /// certray's visible menu windows (GTK popups of class `Certray`).
-    fn menus(&self) -> Vec<String> {
-        let out = run_unchecked(self.x("xdotool").args([
-            "search",
-            "--onlyvisible",
-            "--class",
-            "^Certray$",
-        ]));
-        String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .map(str::to_string)
-            .collect()
+    fn menus(&self) -> Vec<u64> {
+        self.session
+            .search(&["--onlyvisible", "--class", "^Certray$"])
     }
 
-    /// Width and height of a window.
-    fn size(&self, w: &str) -> Option<(i64, i64)> {
-        let out = run_unchecked(self.x("xdotool").args(["getwindowgeometry", "--shell", w]));
-        let text = String::from_utf8_lossy(&out.stdout);
-        let field = |k: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(k))
-                .and_then(|v| v.parse().ok())
-        };
-        Some((field("WIDTH=")?, field("HEIGHT=")?))
-    }
-
-    /// Click the icon; the menu's size once it is up.
+    /// Click the icon ([`XSession::click_until`]); the menu's size once it is up.
     fn open_menu(&self, icon: (i64, i64)) -> (i64, i64) {
-        let (x, y) = (icon.0.to_string(), icon.1.to_string());
-        // No --sync: it waits for the pointer to move, and it may be there already.
-        run(self.x("xdotool").args(["mousemove", &x, &y, "click", "1"]));
-        let menu = wait_for("the tray menu", || self.menus().into_iter().next());
-        wait_for("the menu's size", || self.size(&menu))
+        let (menu, _) = self
+            .session
+            .click_until(icon, || self.menus().into_iter().next())
+            .unwrap_or_else(|e| panic!("the tray menu: {e}"));
+        wait_for("the menu's size", || {
+            self.session.geometry(menu).map(|(_, _, w, h)| (w, h))
+        })
     }
 
     fn keys(&self, keys: &[&str]) {
         for k in keys {
-            run(self.x("xdotool").args(["key", k]));
+            self.session
+                .xdo(&["key", k])
+                .unwrap_or_else(|e| panic!("{e}"));
         }
     }
 

@@ -9,10 +9,13 @@
 use std::fs;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{first_stdout_line, require, require_file};
+use super::{first_stdout_line, output_text, require, require_file, run_unchecked};
+
+/// How often the xdotool helpers look again.
+const XDO_POLL: Duration = Duration::from_millis(50);
 
 /// How long any one thing may take to happen (a debug build on two busy cores is slow; a
 /// step that never happens fails at this deadline).
@@ -36,8 +39,17 @@ pub fn require_all(programs: &[(&str, &str)], files: &[(&str, &str)]) {
 }
 
 /// Poll `probe` every `every` until it gives a value; `None` once [`WAIT`] has passed.
-pub fn poll<T>(every: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + WAIT;
+pub fn poll<T>(every: Duration, probe: impl FnMut() -> Option<T>) -> Option<T> {
+    poll_within(WAIT, every, probe)
+}
+
+/// [`poll`] with a deadline of its own: `None` once `within` has passed.
+pub fn poll_within<T>(
+    within: Duration,
+    every: Duration,
+    mut probe: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    let deadline = Instant::now() + within;
     loop {
         if let Some(v) = probe() {
             return Some(v);
@@ -245,6 +257,114 @@ impl XSession {
         let mut cmd = Command::new(program);
         cmd.envs(self.env()).env_remove("WAYLAND_DISPLAY");
         cmd
+    }
+
+    /// xdotool (package `xdotool`) on this display: its output, whether it succeeded or not.
+    pub fn xdotool(&self, args: &[&str]) -> Output {
+        run_unchecked(self.x("xdotool").args(args))
+    }
+
+    /// xdotool, which must succeed: its standard output, or what went wrong.
+    pub fn xdo(&self, args: &[&str]) -> Result<String, String> {
+        let out = self.xdotool(args);
+        if !out.status.success() {
+            return Err(format!("xdotool {args:?} failed: {}", output_text(&out)));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Window ids `xdotool search` finds for `args` (no match is no window, not an error).
+    pub fn search(&self, args: &[&str]) -> Vec<u64> {
+        let mut all = vec!["search"];
+        all.extend_from_slice(args);
+        let out = self.xdotool(&all);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+
+    pub fn window_name(&self, w: u64) -> String {
+        let out = self.xdotool(&["getwindowname", &w.to_string()]);
+        String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+    }
+
+    /// The mapped top-level window whose title is exactly `title`. eframe maps its window
+    /// once the first frame is drawn, so a window found here has its dialog laid out.
+    pub fn window_titled(&self, title: &str) -> Option<u64> {
+        self.search(&["--onlyvisible", "--maxdepth", "1", "--name", ""])
+            .into_iter()
+            .find(|w| self.window_name(*w) == title)
+    }
+
+    /// x, y, width, height of a window.
+    pub fn geometry(&self, w: u64) -> Option<(i64, i64, i64, i64)> {
+        let out = self.xdotool(&["getwindowgeometry", "--shell", &w.to_string()]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let field = |k: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{k}=")))
+                .and_then(|v| v.parse().ok())
+        };
+        Some((field("X")?, field("Y")?, field("WIDTH")?, field("HEIGHT")?))
+    }
+
+    /// Give window `w` the keyboard, as a window manager would on a click: the pointer on
+    /// it (at its centre, or at `at` inside it) and the input focus set to it. winit takes
+    /// no text while the focus is merely PointerRoot (keys such as Tab do arrive).
+    pub fn focus(&self, w: u64, at: Option<(i64, i64)>) -> Result<(), String> {
+        let (x, y, width, height) = self
+            .geometry(w)
+            .ok_or_else(|| format!("no geometry for window {w}"))?;
+        let (dx, dy) = at.unwrap_or((width / 2, height / 2));
+        self.xdo(&[
+            "mousemove",
+            "--sync",
+            &(x + dx).to_string(),
+            &(y + dy).to_string(),
+        ])?;
+        let id = w.to_string();
+        self.xdo(&["windowfocus", &id])?;
+        poll(XDO_POLL, || {
+            let out = self.xdotool(&["getwindowfocus"]);
+            (String::from_utf8_lossy(&out.stdout).trim() == id).then_some(())
+        })
+        .ok_or_else(|| format!("the input focus on window {w}: not seen within {WAIT:?}"))
+    }
+
+    /// Click at `at` (a tray icon) until `opened` finds what the click opens; that and how
+    /// many clicks it took, or what went wrong once [`WAIT`] has passed.
+    ///
+    /// A click that lands while GTK is still realising a freshly embedded icon is dropped
+    /// (seen once in CI, on a loaded machine: the icon was there, the menu never came). A
+    /// person clicks again, and so does this: every few seconds until `opened` gives a
+    /// value. What it finds must still come from a click at `at`, the first or a later one.
+    pub fn click_until<T>(
+        &self,
+        at: (i64, i64),
+        mut opened: impl FnMut() -> Option<T>,
+    ) -> Result<(T, u32), String> {
+        const PER_CLICK: Duration = Duration::from_secs(5);
+        let deadline = Instant::now() + WAIT;
+        let (x, y) = (at.0.to_string(), at.1.to_string());
+        let mut clicks = 0;
+        loop {
+            // No --sync: when the pointer is there already (a second click) it waits ~15 s
+            // for a motion that never comes. xdotool's motion and click reach the server in
+            // order on one connection, so the click lands at `at` all the same.
+            self.xdo(&["mousemove", &x, &y, "click", "1"])?;
+            clicks += 1;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if let Some(v) = poll_within(PER_CLICK.min(left), XDO_POLL, &mut opened) {
+                return Ok((v, clicks));
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "nothing opened within {WAIT:?} ({clicks} clicks at {x},{y})"
+                ));
+            }
+            eprintln!("nothing opened after click {clicks} at {x},{y}: clicking again");
+        }
     }
 
     /// trayer (package `trayer`) as a tray host at the top right, logging to `trayer.log`.

@@ -176,28 +176,9 @@ impl Desktop {
         self.session.x(program)
     }
 
-    fn xdotool(&self, args: &[&str]) -> Output {
-        run_unchecked(self.x("xdotool").args(args))
-    }
-
     /// xdotool, which must succeed.
     fn xdo(&self, args: &[&str]) -> String {
-        let out = self.xdotool(args);
-        if !out.status.success() {
-            self.fail(&format!("xdotool {args:?} failed: {}", output_text(&out)));
-        }
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Window ids xdotool finds for `args` (no match is no window, not an error).
-    fn search(&self, args: &[&str]) -> Vec<u64> {
-        let mut all = vec!["search"];
-        all.extend_from_slice(args);
-        let out = self.xdotool(&all);
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.trim().parse().ok())
-            .collect()
+        self.session.xdo(args).unwrap_or_else(|e| self.fail(&e))
     }
 
     /// The root window's id.
@@ -213,39 +194,19 @@ impl Desktop {
 
     /// The top-level windows that are mapped now.
     fn visible_toplevels(&self) -> Vec<u64> {
-        self.search(&["--onlyvisible", "--maxdepth", "1", "--name", ""])
+        self.session
+            .search(&["--onlyvisible", "--maxdepth", "1", "--name", ""])
             .into_iter()
             .filter(|w| *w != self.root)
             .collect()
     }
 
-    /// The mapped window whose title is exactly `title`.
-    fn window_titled(&self, title: &str) -> Option<u64> {
-        self.visible_toplevels()
-            .into_iter()
-            .find(|w| self.window_name(*w) == title)
-    }
-
-    fn window_name(&self, w: u64) -> String {
-        let out = self.xdotool(&["getwindowname", &w.to_string()]);
-        String::from_utf8_lossy(&out.stdout).trim_end().to_string()
-    }
-
-    /// x, y, width, height of a window.
-    fn geometry(&self, w: u64) -> Option<(i64, i64, i64, i64)> {
-        let out = self.xdotool(&["getwindowgeometry", "--shell", &w.to_string()]);
-        let text = String::from_utf8_lossy(&out.stdout);
-        let field = |k: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(&format!("{k}=")))
-                .and_then(|v| v.parse().ok())
-        };
-        Some((field("X")?, field("Y")?, field("WIDTH")?, field("HEIGHT")?))
-    }
-
     /// trayer's panel window.
     fn panel(&self) -> Option<u64> {
-        self.search(&["--name", "^panel$"]).into_iter().next()
+        self.session
+            .search(&["--name", "^panel$"])
+            .into_iter()
+            .next()
     }
 
     fn notification_service_up(&self) -> bool {
@@ -341,26 +302,11 @@ impl Desktop {
             .is_ok_and(|colours| colours > 16)
     }
 
-    /// Give window `w` the keyboard, as a window manager would on a click: the pointer on
-    /// it (at its centre, or at `at` inside it) and the input focus set to it. winit takes
-    /// no text while the focus is merely PointerRoot (keys such as Tab do arrive).
+    /// Give window `w` the keyboard ([`XSession::focus`]).
     fn focus(&self, w: u64, at: Option<(i64, i64)>) {
-        let Some((x, y, width, height)) = self.geometry(w) else {
-            self.fail(&format!("no geometry for window {w}"));
-        };
-        let (dx, dy) = at.unwrap_or((width / 2, height / 2));
-        self.xdo(&[
-            "mousemove",
-            "--sync",
-            &(x + dx).to_string(),
-            &(y + dy).to_string(),
-        ]);
-        let id = w.to_string();
-        self.xdo(&["windowfocus", &id]);
-        self.wait_for("the input focus", || {
-            let out = self.xdotool(&["getwindowfocus"]);
-            (String::from_utf8_lossy(&out.stdout).trim() == id).then_some(())
-        });
+        if let Err(e) = self.session.focus(w, at) {
+            self.fail(&e);
+        }
     }
 
     /// Type `text` into the focused window.
@@ -795,7 +741,7 @@ fn tray_notification_card_and_pin_change_on_a_real_desktop() {
     // 1. The tray icon: trayer's panel grows from its empty 2 px to hold it.
     let panel = desktop.panel().expect("panel");
     let (px, py, pw, ph) = desktop.wait_for("the tray icon in trayer", || {
-        desktop.geometry(panel).filter(|g| g.2 >= 16)
+        desktop.session.geometry(panel).filter(|g| g.2 >= 16)
     });
     let icon_nokey = desktop.capture(panel, "icon-nokey.png").expect("the panel");
     let shot = desktop.screenshot("01-tray.png");
@@ -858,11 +804,12 @@ fn tray_notification_card_and_pin_change_on_a_real_desktop() {
     // 5. The certificate card pops up by itself.
     let card_window = desktop.wait_for("the certificate card window", || {
         desktop
+            .session
             .window_titled(CARD_TITLE)
             .filter(|w| desktop.painted(*w))
     });
     let shot = desktop.screenshot("03-card.png");
-    if let Some((x, y, w, h)) = desktop.geometry(card_window) {
+    if let Some((x, y, w, h)) = desktop.session.geometry(card_window) {
         desktop.zoom(&shot, "03-card-zoom.png", (w, h, x, y), 2);
     }
     // It is drawn by a dialog process of the daemon's, and OpenGL is not in the daemon.
@@ -884,6 +831,7 @@ fn tray_notification_card_and_pin_change_on_a_real_desktop() {
     desktop.key("Return");
     let pin_window = desktop.wait_for("the PIN change dialog", || {
         desktop
+            .session
             .window_titled(CHANGE_PIN_TITLE)
             .filter(|w| desktop.painted(*w))
     });
@@ -910,6 +858,7 @@ fn tray_notification_card_and_pin_change_on_a_real_desktop() {
     // The dialog closes on success, and the card it was opened over shows again.
     desktop.wait_for("the card again after the PIN dialog", || {
         desktop
+            .session
             .window_titled(CARD_TITLE)
             .filter(|w| desktop.painted(*w))
     });
@@ -941,6 +890,7 @@ fn tray_notification_card_and_pin_change_on_a_real_desktop() {
     // 9. The key comes out (its token leaves the store, then the card the reader): a
     // notification names it.
     let card_window = desktop
+        .session
         .window_titled(CARD_TITLE)
         .unwrap_or_else(|| desktop.fail("the card is not shown before the removal"));
     let card_before = desktop
@@ -969,7 +919,11 @@ fn tray_notification_card_and_pin_change_on_a_real_desktop() {
     desktop.focus(card_window, None);
     desktop.key("Escape");
     desktop.wait_for("the card to close", || {
-        desktop.window_titled(CARD_TITLE).is_none().then_some(())
+        desktop
+            .session
+            .window_titled(CARD_TITLE)
+            .is_none()
+            .then_some(())
     });
     desktop.wait_for("the dialog process to end", || {
         daemon.dialog_hosts().is_empty().then_some(())
@@ -991,46 +945,17 @@ fn tray_notification_card_and_pin_change_on_a_real_desktop() {
 
 /// Click the tray icon at `icon` and wait for the menu: a new window, drawn.
 fn open_menu(desktop: &Desktop, icon: (i64, i64)) -> u64 {
-    // A click that lands while GTK is still realising the freshly embedded icon is dropped
-    // (seen once in CI, on a loaded machine: the icon was there, the menu never came). A
-    // person clicks again, and so does this: every few seconds until the menu shows or WAIT
-    // runs out. The menu must still come from a click on the icon, the first or a later one.
-    const PER_CLICK: Duration = Duration::from_secs(5);
     let before = desktop.visible_toplevels();
-    let deadline = Instant::now() + WAIT;
-    let mut clicks = 0;
-    let menu = loop {
-        desktop.xdo(&[
-            "mousemove",
-            "--sync",
-            &icon.0.to_string(),
-            &icon.1.to_string(),
-            "click",
-            "1",
-        ]);
-        clicks += 1;
-        let until = (Instant::now() + PER_CLICK).min(deadline);
-        let shown = loop {
-            let found = desktop
+    let (menu, clicks) = desktop
+        .session
+        .click_until(icon, || {
+            desktop
                 .visible_toplevels()
                 .into_iter()
-                .find(|w| !before.contains(w) && desktop.painted(*w));
-            if found.is_some() || Instant::now() >= until {
-                break found;
-            }
-            std::thread::sleep(POLL);
-        };
-        match shown {
-            Some(menu) => break menu,
-            None if Instant::now() < deadline => {
-                eprintln!("the tray menu did not open after click {clicks}: clicking again")
-            }
-            None => desktop.fail(&format!(
-                "the tray menu: not seen within {WAIT:?} ({clicks} clicks on the icon)"
-            )),
-        }
-    };
-    if let Some((x, y, w, h)) = desktop.geometry(menu) {
+                .find(|w| !before.contains(w) && desktop.painted(*w))
+        })
+        .unwrap_or_else(|e| desktop.fail(&format!("the tray menu: {e}")));
+    if let Some((x, y, w, h)) = desktop.session.geometry(menu) {
         eprintln!("tray menu: {w}x{h} at {x},{y} (click {clicks})");
     }
     menu
@@ -1126,7 +1051,7 @@ fn bench_desktop() {
     let daemon = Daemon::start(home.path(), &hsm, &pcscd, Some(&desktop), false);
     let panel = desktop.panel().expect("panel");
     desktop.wait_for("the tray icon", || {
-        desktop.geometry(panel).filter(|g| g.2 >= 16)
+        desktop.session.geometry(panel).filter(|g| g.2 >= 16)
     });
     std::thread::sleep(settle);
     let (rss_tray_nokey, _) = daemon.memory_kib();
@@ -1142,7 +1067,9 @@ fn bench_desktop() {
         while maps.try_recv().is_ok() {}
         let t0 = Instant::now();
         let card = Vicc::insert(&pcscd);
-        let window = desktop.wait_for("the card window", || desktop.window_titled(CARD_TITLE));
+        let window = desktop.wait_for("the card window", || {
+            desktop.session.window_titled(CARD_TITLE)
+        });
         let hex = format!("{window:#x}");
         let mapped = next_line(&maps, "the card window's MapNotify", |l| {
             l.contains("override") && l.contains(&format!("window {hex},"))
@@ -1160,7 +1087,11 @@ fn bench_desktop() {
         desktop.focus(window, None);
         desktop.key("Escape");
         desktop.wait_for("the card to close", || {
-            desktop.window_titled(CARD_TITLE).is_none().then_some(())
+            desktop
+                .session
+                .window_titled(CARD_TITLE)
+                .is_none()
+                .then_some(())
         });
         fs::rename(&token_dir, &parked).expect("park the token");
         pull(card, &pcscd);
@@ -1171,11 +1102,17 @@ fn bench_desktop() {
     // One token in, the card closed, a few seconds of quiet.
     fs::rename(&parked, &token_dir).expect("unpark the token");
     let card = Vicc::insert(&pcscd);
-    let window = desktop.wait_for("the card window", || desktop.window_titled(CARD_TITLE));
+    let window = desktop.wait_for("the card window", || {
+        desktop.session.window_titled(CARD_TITLE)
+    });
     desktop.focus(window, None);
     desktop.key("Escape");
     desktop.wait_for("the card to close", || {
-        desktop.window_titled(CARD_TITLE).is_none().then_some(())
+        desktop
+            .session
+            .window_titled(CARD_TITLE)
+            .is_none()
+            .then_some(())
     });
     desktop.wait_for("the dialog process to end", || {
         daemon.dialog_hosts().is_empty().then_some(())
