@@ -66,7 +66,10 @@ impl Desktop {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// Where certray's icon sits inside trayer's panel (its centre), if it is there.
+    /// Where certray's icon sits inside trayer's panel (its centre), once it is there and
+    /// the panel has grown around it. Right after embedding, the icon already has its size
+    /// while the 2 px panel has not yet moved left to hold it: a click at that position hits
+    /// the screen's edge, not the icon (seen under load: the menu never came).
     fn tray_icon(&self) -> Option<(i64, i64)> {
         let tree = self.tree();
         let mut lines = tree.lines();
@@ -77,15 +80,10 @@ impl Desktop {
         let icon = lines
             .take_while(|l| depth(l) > panel_depth)
             .find(|l| l.contains("\"tray-icon tray app certray\""))?;
-        // `… 32x30+0+0  +991+1`: the size, then the absolute position.
-        let mut fields = icon.rsplit(' ').filter(|f| !f.is_empty());
-        let abs = fields.next()?;
-        let size = fields.next()?;
-        let (w, h) = size.split('+').next()?.split_once('x')?;
-        let mut xy = abs.trim_start_matches('+').split('+');
-        let (x, y): (i64, i64) = (xy.next()?.parse().ok()?, xy.next()?.parse().ok()?);
-        let (w, h): (i64, i64) = (w.parse().ok()?, h.parse().ok()?);
-        (w >= 16 && h >= 16).then_some((x + w / 2, y + h / 2))
+        let (px, py, pw, ph) = absolute(panel)?;
+        let (x, y, w, h) = absolute(icon)?;
+        let inside = x >= px && y >= py && x + w <= px + pw && y + h <= py + ph;
+        (w >= 16 && h >= 16 && inside).then_some((x + w / 2, y + h / 2))
     }
 
     /// certray's visible menu windows (GTK popups of class `Certray`).
@@ -119,6 +117,22 @@ impl Desktop {
             self.menus().is_empty().then_some(())
         });
     }
+}
+
+/// x, y, width, height on the screen of a window in `xwininfo -tree`'s listing:
+/// `… 32x30+0+0  +991+1` is the size and the position in its parent, then on the screen.
+fn absolute(line: &str) -> Option<(i64, i64, i64, i64)> {
+    let mut fields = line.rsplit(' ').filter(|f| !f.is_empty());
+    let abs = fields.next()?;
+    let size = fields.next()?;
+    let (w, h) = size.split('+').next()?.split_once('x')?;
+    let mut xy = abs.trim_start_matches('+').split('+');
+    Some((
+        xy.next()?.parse().ok()?,
+        xy.next()?.parse().ok()?,
+        w.parse().ok()?,
+        h.parse().ok()?,
+    ))
 }
 
 /// `certray run` in a home of its own; stdout lines arrive on a channel.
