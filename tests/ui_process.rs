@@ -147,6 +147,16 @@ fn desktop() -> Desktop {
     Desktop { dialogs, session }
 }
 
+/// What the bridge asks when a page signs 32 bytes with rsa-utf8.
+fn pin_request() -> PinRequest {
+    PinRequest {
+        origin: Some(ORIGIN.into()),
+        certificate_id: store().cert.clone(),
+        owner: "云杉".into(),
+        operation: "sign, 32 bytes".into(),
+    }
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -299,7 +309,7 @@ fn consent_is_asked_in_the_dialog_process() {
 
 #[test]
 fn a_pin_typed_in_the_dialog_process_reaches_the_bridge() {
-    let cert = store().cert.clone();
+    store();
     let d = desktop();
     let session = &d.session;
     let prompt = UiPrompt::new(d.dialogs.clone());
@@ -309,12 +319,7 @@ fn a_pin_typed_in_the_dialog_process_reaches_the_bridge() {
     // ASCII.
     let typed = "pin\"\\456中";
     bind_key(session, '中');
-    let asked = prompt.pin(PinRequest {
-        origin: Some(ORIGIN.into()),
-        certificate_id: cert,
-        owner: "云杉".into(),
-        operation: "sign, 32 bytes".into(),
-    });
+    let asked = prompt.pin(pin_request());
     let w = wait_for("the PIN window", || session.window_titled(PIN_TITLE));
     let pid = window_pid(session, w);
     assert!(
@@ -383,12 +388,7 @@ fn no_display_turns_dialogs_off() {
         answer(&rt, "a second consent prompt", prompt.consent(ORIGIN)),
         ConsentAnswer::Unavailable
     );
-    let pin = prompt.pin(PinRequest {
-        origin: Some(ORIGIN.into()),
-        certificate_id: store().cert.clone(),
-        owner: "云杉".into(),
-        operation: "sign, 32 bytes".into(),
-    });
+    let pin = prompt.pin(pin_request());
     assert!(matches!(
         answer(&rt, "a PIN prompt", pin),
         PinAnswer::Unavailable
