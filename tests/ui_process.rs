@@ -75,7 +75,7 @@ struct Store {
     cert: String,
 }
 
-/// Every test calls this first, before it starts anything else.
+/// Every test calls this first (through [`desktop`] or itself), before it starts anything else.
 fn store() -> &'static Store {
     static STORE: OnceLock<Store> = OnceLock::new();
     STORE.get_or_init(|| {
@@ -140,7 +140,9 @@ struct Desktop {
     session: XSession,
 }
 
+/// The SoftHSM store first ([`store`]), then the desktop.
 fn desktop() -> Desktop {
+    store();
     require_all(PROGRAMS, FILES);
     let session = XSession::start((1024, 768));
     let dialogs = dialogs(session.env(), session.dir.path().to_path_buf());
@@ -197,12 +199,22 @@ fn type_text(session: &XSession, text: &str) {
     xdo(session, &["type", "--delay", "20", text]);
 }
 
-/// The process that owns window `w` (`_NET_WM_PID`).
-fn window_pid(session: &XSession, w: u64) -> u32 {
+/// The process that owns window `w` (`_NET_WM_PID`), which must be `certray dialog-host`,
+/// a child of this process.
+fn dialog_process(session: &XSession, w: u64) -> u32 {
     let out = xdo(session, &["getwindowpid", &w.to_string()]);
-    out.trim()
+    let pid = out
+        .trim()
         .parse()
-        .unwrap_or_else(|_| panic!("no pid for window {w}: {out:?}"))
+        .unwrap_or_else(|_| panic!("no pid for window {w}: {out:?}"));
+    assert_ne!(pid, std::process::id(), "window {w} is this process's");
+    let args = cmdline(pid);
+    assert!(
+        args.iter().any(|a| a == "dialog-host"),
+        "window {w}'s process {pid} is not the dialog process: {args:?}"
+    );
+    assert_eq!(parent(pid), Some(std::process::id()), "the parent of {pid}");
+    pid
 }
 
 /// A process's command line, argument by argument.
@@ -272,7 +284,6 @@ fn dead_display() -> String {
 
 #[test]
 fn consent_is_asked_in_the_dialog_process() {
-    store();
     let d = desktop();
     let session = &d.session;
     let prompt = UiPrompt::new(d.dialogs.clone());
@@ -285,14 +296,7 @@ fn consent_is_asked_in_the_dialog_process() {
     });
 
     // Drawn by `certray dialog-host`, a child of this process, not by this process.
-    let pid = window_pid(session, w);
-    assert_ne!(pid, std::process::id(), "the window is this process's");
-    let args = cmdline(pid);
-    assert!(
-        args.iter().any(|a| a == "dialog-host"),
-        "the window's process {pid} is not the dialog process: {args:?}"
-    );
-    assert_eq!(parent(pid), Some(std::process::id()), "its parent");
+    let pid = dialog_process(session, w);
 
     // The default button, 仅本次允许, has the focus: Enter presses it.
     focus(session, w);
@@ -309,7 +313,6 @@ fn consent_is_asked_in_the_dialog_process() {
 
 #[test]
 fn a_pin_typed_in_the_dialog_process_reaches_the_bridge() {
-    store();
     let d = desktop();
     let session = &d.session;
     let prompt = UiPrompt::new(d.dialogs.clone());
@@ -321,12 +324,7 @@ fn a_pin_typed_in_the_dialog_process_reaches_the_bridge() {
     bind_key(session, '中');
     let asked = prompt.pin(pin_request());
     let w = wait_for("the PIN window", || session.window_titled(PIN_TITLE));
-    let pid = window_pid(session, w);
-    assert!(
-        cmdline(pid).iter().any(|a| a == "dialog-host"),
-        "the PIN window's process {pid}: {:?}",
-        cmdline(pid)
-    );
+    let pid = dialog_process(session, w);
 
     // The PIN field has the focus; Enter in it presses 确定.
     focus(session, w);
@@ -344,7 +342,6 @@ fn a_pin_typed_in_the_dialog_process_reaches_the_bridge() {
 
 #[test]
 fn a_prompt_whose_request_goes_away_closes() {
-    store();
     let d = desktop();
     let session = &d.session;
     let prompt = UiPrompt::new(d.dialogs.clone());
@@ -353,7 +350,7 @@ fn a_prompt_whose_request_goes_away_closes() {
     let w = wait_for("the consent window", || {
         session.window_titled(CONSENT_TITLE)
     });
-    let pid = window_pid(session, w);
+    let pid = dialog_process(session, w);
 
     // The web page goes away: its request, and the future with it, is dropped.
     drop(asked);
