@@ -10,7 +10,7 @@
 //! - **PIN in each request** (the target): a local program may put the PIN in the body, and
 //!   the bridge then logs in for that request only (C_Login + C_Sign + C_Logout, then it asks
 //!   the inventory to read the token's PIN flags again, since they may have moved). The in-process
-//!   side is `ModuleHandle::sign` with `Auth::Pin { remember: false }`: the same three calls.
+//!   side is `Backend::sign` (a `ModuleHandle`) with `Auth::Pin { remember: false }`: the same three calls.
 //! - **kept login**: C_Sign alone both ways. In-process: `Auth::Session` after one
 //!   `remember: true` login, like `benches/token_sign.rs`. Over HTTP: a request without PIN
 //!   whose grant the PIN dialog remembered (a stand-in dialog here answers the demo PIN with
@@ -32,12 +32,12 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use certray::bridge::{App, BridgeOptions, ConsentAnswer, PinAnswer, PinRequest, Prompt, serve};
+use certray::bridge::{BridgeOptions, BridgeState, serve};
 use certray::config::Config;
-use certray::inventory::{Live, LiveOptions};
+use certray::core::{ConsentAnswer, Live, LiveOptions, PinAnswer, PinRequest, Prompt, Signing};
+use certray::model::{HashAlg, SignInput};
 use certray::token::demo;
-use certray::token::pkcs11::{Auth, ModuleHandle, SignRequest};
-use certray::token::sign::{HashAlg, SignInput};
+use certray::token::{Auth, Backend, SignRequest};
 use futures_util::future::BoxFuture;
 use secrecy::SecretString;
 use support::{median, verdict};
@@ -216,7 +216,16 @@ fn main() {
 
     // The inventory and its module worker, as `certray run` starts them (no PC/SC watcher:
     // SoftHSM has no reader).
-    let live = Arc::new(Live::start(&config, LiveOptions { pcsc: false }).expect("inventory"));
+    let live = Arc::new(
+        Live::start(
+            &config,
+            LiveOptions {
+                watch: true,
+                pcsc: false,
+            },
+        )
+        .expect("inventory"),
+    );
     assert!(
         live.failures().is_empty(),
         "SoftHSM did not load: {:?}",
@@ -226,10 +235,10 @@ fn main() {
         .snapshot()
         .certificates
         .iter()
-        .find(|c| c.has_private_key && c.key_id == [1u8]) // the demo token's RSA-2048 key
+        .find(|c| c.has_private_key.is_yes() && c.key_id == [1u8]) // the demo token's RSA-2048 key
         .cloned()
         .expect("the demo RSA certificate");
-    let module: ModuleHandle = live.module_for(&cert.token_id).expect("its module worker");
+    let module: Arc<dyn Backend> = live.module_for(&cert.token_id).expect("its module worker");
 
     // The bridge, on the same runtime shape as `certray run` (two worker threads).
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -241,17 +250,22 @@ fn main() {
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .expect("bind 127.0.0.1:0");
     let addr = listener.local_addr().expect("local address");
-    let app = App::new(
-        live.clone(),
-        BridgeOptions {
-            config: config.bridge.clone(),
-            port: addr.port(),
-            prompt: Arc::new(RememberingDialog),
-            // The audit log is written on every signature, as the daemon does.
-            state_dir: Some(dir.path().join("state")),
-            warning_days: config.alerts.expiry_warning_days,
-        },
-    );
+    let app = {
+        let bridge_config = config.bridge.clone();
+        BridgeState::new(
+            Signing::open(
+                live.clone(),
+                &bridge_config,
+                Arc::new(RememberingDialog),
+                (Some(dir.path().join("state"))).as_deref(),
+            ),
+            BridgeOptions {
+                config: bridge_config,
+                port: addr.port(),
+                warning_days: config.alerts.expiry_warning_days,
+            },
+        )
+    };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = runtime.spawn(serve(listener, app, async {
         let _ = stop_rx.await;
@@ -291,14 +305,17 @@ fn main() {
     // order), so that no batch pays for the one before it.
     let settle = || {
         std::thread::sleep(Duration::from_millis(5));
-        let _ = module.logout("t-none");
+        let _ = module.logout(&"t-none".into()).wait();
     };
 
     let mut client = Client::connect(addr);
     // Warm both paths (and check that they sign the same: PKCS#1 v1.5 is deterministic).
     let (status, body) = client.post_json("/v1/sign", &body_pin);
     let over_http = signature_of(status, &body);
-    let in_process = module.sign(req(pin_once())).expect("in-process signature");
+    let in_process = module
+        .sign(req(pin_once()))
+        .wait()
+        .expect("in-process signature");
     assert_eq!(over_http.len(), 256);
     assert_eq!(
         over_http, in_process.bytes,
@@ -322,7 +339,7 @@ fn main() {
         for _ in 0..per_round {
             let r = req(pin_once()); // building the request is the caller's, not the worker's
             let t = Instant::now();
-            let sig = module.sign(r).expect("in-process C_Login + C_Sign");
+            let sig = module.sign(r).wait().expect("in-process C_Login + C_Sign");
             inproc_pin.push(t.elapsed());
             assert_eq!(sig.bytes.len(), 256);
         }
@@ -330,7 +347,7 @@ fn main() {
         for _ in 0..per_round {
             let r = req(pin_once());
             let t = Instant::now();
-            let sig = module.sign(r).expect("in-process C_Login + C_Sign");
+            let sig = module.sign(r).wait().expect("in-process C_Login + C_Sign");
             live.check_pin(&cert.token_id);
             refresh_pin.push(t.elapsed());
             assert_eq!(sig.bytes.len(), 256);
@@ -359,7 +376,10 @@ fn main() {
         for _ in 0..per_round {
             let r = req(Auth::Session);
             let t = Instant::now();
-            let sig = module.sign(r).expect("in-process C_Sign on the kept login");
+            let sig = module
+                .sign(r)
+                .wait()
+                .expect("in-process C_Sign on the kept login");
             inproc_kept.push(t.elapsed());
             assert_eq!(sig.bytes.len(), 256);
         }
@@ -368,7 +388,7 @@ fn main() {
             let (m, r) = (module.clone(), req(Auth::Session));
             let t = Instant::now();
             let sig = handle
-                .block_on(m.sign_async(r))
+                .block_on(async { m.sign(r).await })
                 .expect("C_Sign awaited on the runtime");
             pool_kept.push(t.elapsed());
             assert_eq!(sig.bytes.len(), 256);
@@ -402,7 +422,7 @@ fn main() {
         refused_rt.push(t.elapsed());
         assert_eq!(status, 404);
         let t = Instant::now();
-        module.pin_state(&cert.token_id).expect("PIN state");
+        module.pin_state(&cert.token_id).wait().expect("PIN state");
         pin_reads.push(t.elapsed());
     }
 

@@ -85,6 +85,7 @@ unsafe extern "C" {
 
 /// `sysconf(_SC_CLK_TCK)`: _SC_CLK_TCK is 2 on Linux.
 unsafe fn libc_sysconf_clk_tck() -> i64 {
+    // SAFETY: sysconf takes a plain integer and has no preconditions.
     unsafe { sysconf(2) }
 }
 

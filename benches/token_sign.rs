@@ -9,9 +9,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use certray::model::{HashAlg, SignInput};
 use certray::token::demo;
 use certray::token::pkcs11::{Auth, ModuleHandle, SignRequest};
-use certray::token::sign::{HashAlg, SignInput};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, ObjectClass};
@@ -133,7 +133,7 @@ fn main() {
             .sign(&Mechanism::Sha256RsaPkcs, key, &data)
             .expect("direct C_Sign");
         let t = Instant::now();
-        module.logout("t-none").expect("round trip");
+        module.logout(&"t-none".into()).expect("round trip");
         hop.push(t.elapsed());
     }
     let us = |d: Duration| d.as_secs_f64() * 1e6;

@@ -15,6 +15,16 @@
 //! - signatureAlgorithm is rsaEncryption with NULL parameters for RSA (RFC 3370 §3.2), and
 //!   ecdsa-with-SHAxxx with absent parameters for EC (RFC 5753 §2.1.1, RFC 5758).
 //! - The signer certificate is included, byte for byte (see [`CmsError::CertificateNotDer`]).
+//!
+//! SM2 (GM/T 0010-2012 for the algorithms): digestAlgorithm sm3 (1.2.156.10197.1.401) and
+//! signatureAlgorithm sm2-with-sm3 (1.2.156.10197.1.501), both with absent parameters, what
+//! OpenSSL 3 writes and verifies. The signature is over the DER signed attributes as an SM2
+//! message: e = SM3(Z ‖ attributes), Z from the signer's key and the default ID
+//! `1234567812345678`, so the token is given the attributes, not a digest
+//! ([`Prepared::sign_input`]). The content types stay PKCS#7's id-signedData and id-data:
+//! GM/T 0010's own (1.2.156.10197.6.1.4.2.2 / .1) are not read as SignedData by OpenSSL
+//! (`openssl cms -verify` refuses them) nor by most verifiers, and the CAs' own helpers
+//! accept both.
 
 use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
 use cms::content_info::{CmsVersion, ContentInfo};
@@ -31,10 +41,14 @@ use const_oid::db::{rfc5911, rfc5912};
 use der::asn1::{GeneralizedTime, OctetString, SetOfVec, UintRef, UtcTime};
 use der::{Any, Decode, Encode, Sequence, Tag};
 
-use crate::token::sign::{HashAlg, KeyKind};
+use crate::model::{HashAlg, KeyKind, SignInput};
 
 /// ecdsa-with-SHA1 (RFC 3279 §2.2.3), which the OID database of `const-oid` lacks.
 const ECDSA_WITH_SHA_1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.1");
+/// sm3 (GM/T 0006, GM/T 0010 §7).
+pub const SM3: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.156.10197.1.401");
+/// sm2-with-sm3, SM2 signature with SM3 (GM/T 0006, GM/T 0010 §7).
+pub const SM2_WITH_SM3: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.156.10197.1.501");
 
 /// What to sign, and with what.
 #[derive(Debug, Clone)]
@@ -73,6 +87,9 @@ pub enum CmsError {
     /// PKCS#11's CKM_ECDSA returns (see `token::sign::ecdsa_raw_to_der`).
     #[error("the ECDSA signature is not a DER ECDSA-Sig-Value: {0}")]
     EcdsaSignature(der::Error),
+    /// The key cannot sign with the hash (SM2 signs SM3 only; ECDSA never SM3).
+    #[error("a {key:?} key does not sign with {}", hash.as_str())]
+    Algorithm { key: KeyKind, hash: HashAlg },
     #[error("CMS encoding: {0}")]
     Encoding(#[from] der::Error),
 }
@@ -92,6 +109,7 @@ pub struct Prepared {
 impl Prepared {
     /// Parse the certificate, hash the content and build the signed attributes.
     pub fn new(req: &CmsRequest<'_>) -> Result<Self, CmsError> {
+        signature_algorithm(req.key, req.hash)?;
         let certificate =
             Certificate::from_der(req.certificate_der).map_err(CmsError::Certificate)?;
         if certificate.to_der()? != req.certificate_der {
@@ -139,9 +157,21 @@ impl Prepared {
         })
     }
 
-    /// The digest (with the request's hash) of the signed attributes: what the token signs.
+    /// The digest (with the request's hash) of the signed attributes: what an RSA or EC
+    /// token signs. An SM2 token signs e = SM3(Z ‖ attributes) instead: see
+    /// [`Prepared::sign_input`].
     pub fn digest(&self) -> &[u8] {
         &self.digest
+    }
+
+    /// What the token is given to sign: the digest of the signed attributes for RSA and EC,
+    /// the DER signed attributes themselves for SM2 (the message M of
+    /// [`SignInput`]'s SM2 contract, hashed with Z by the signer).
+    pub fn sign_input(&self) -> SignInput {
+        match self.key {
+            KeyKind::Sm2 => SignInput::Data(self.signed_attrs_der.clone()),
+            KeyKind::Rsa | KeyKind::Ec => SignInput::Digest(self.digest.clone()),
+        }
     }
 
     /// The DER signed attributes themselves (`SET OF Attribute`), for a token that hashes on
@@ -152,13 +182,13 @@ impl Prepared {
 
     /// Put the signature in and encode the DER `ContentInfo(SignedData)`.
     ///
-    /// `signature` is PKCS#1 v1.5 for RSA, a DER `ECDSA-Sig-Value` for EC. It is not verified
+    /// `signature` is PKCS#1 v1.5 for RSA, a DER `ECDSA-Sig-Value` for EC and SM2. It is not verified
     /// here (the public key is in the certificate; the caller's verifier checks it).
     pub fn finish(self, signature: Vec<u8>) -> Result<Vec<u8>, CmsError> {
         if signature.is_empty() {
             return Err(CmsError::EmptySignature);
         }
-        if self.key == KeyKind::Ec {
+        if matches!(self.key, KeyKind::Ec | KeyKind::Sm2) {
             EcdsaSigValue::from_der(&signature).map_err(CmsError::EcdsaSignature)?;
         }
 
@@ -166,16 +196,7 @@ impl Prepared {
             oid: digest_oid(self.hash),
             parameters: None,
         };
-        let signature_algorithm = match self.key {
-            KeyKind::Rsa => AlgorithmIdentifierOwned {
-                oid: rfc5912::RSA_ENCRYPTION,
-                parameters: Some(Any::null()),
-            },
-            KeyKind::Ec => AlgorithmIdentifierOwned {
-                oid: ecdsa_oid(self.hash),
-                parameters: None,
-            },
-        };
+        let signature_algorithm = signature_algorithm(self.key, self.hash)?;
 
         let tbs = self.certificate.tbs_certificate();
         let sid = SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
@@ -218,15 +239,18 @@ impl Prepared {
 }
 
 /// Build a DER `ContentInfo(SignedData)`. `sign_digest` receives the digest (with
-/// `req.hash`) of the DER signed attributes (a SET OF, RFC 5652 §5.4) and returns the
-/// signature value (PKCS#1 v1.5 for RSA, DER `ECDSA-Sig-Value` for EC); its error is passed
-/// through unchanged.
+/// `req.hash`) of the DER signed attributes (a SET OF, RFC 5652 §5.4) — for SM2 the DER
+/// signed attributes themselves, the message the signer hashes with Z
+/// ([`Prepared::sign_input`]) — and returns the signature value (PKCS#1 v1.5 for RSA, DER
+/// `ECDSA-Sig-Value` for EC and SM2); its error is passed through unchanged.
 pub fn signed_data<E: From<CmsError>>(
     req: &CmsRequest<'_>,
     sign_digest: impl FnOnce(&[u8]) -> Result<Vec<u8>, E>,
 ) -> Result<Vec<u8>, E> {
     let prepared = Prepared::new(req)?;
-    let signature = sign_digest(prepared.digest())?;
+    let signature = match prepared.sign_input() {
+        SignInput::Data(m) | SignInput::Digest(m) => sign_digest(&m)?,
+    };
     Ok(prepared.finish(signature)?)
 }
 
@@ -265,16 +289,31 @@ fn digest_oid(hash: HashAlg) -> ObjectIdentifier {
         HashAlg::Sha256 => rfc5912::ID_SHA_256,
         HashAlg::Sha384 => rfc5912::ID_SHA_384,
         HashAlg::Sha512 => rfc5912::ID_SHA_512,
+        HashAlg::Sm3 => SM3,
     }
 }
 
-fn ecdsa_oid(hash: HashAlg) -> ObjectIdentifier {
-    match hash {
-        HashAlg::Sha1 => ECDSA_WITH_SHA_1,
-        HashAlg::Sha256 => rfc5912::ECDSA_WITH_SHA_256,
-        HashAlg::Sha384 => rfc5912::ECDSA_WITH_SHA_384,
-        HashAlg::Sha512 => rfc5912::ECDSA_WITH_SHA_512,
-    }
+/// SignerInfo.signatureAlgorithm: rsaEncryption (NULL parameters) for RSA with any hash,
+/// ecdsa-with-SHAxxx for EC, sm2-with-sm3 for SM2 (absent parameters).
+fn signature_algorithm(key: KeyKind, hash: HashAlg) -> Result<AlgorithmIdentifierOwned, CmsError> {
+    let absent = |oid| AlgorithmIdentifierOwned {
+        oid,
+        parameters: None,
+    };
+    Ok(match (key, hash) {
+        (KeyKind::Rsa, _) => AlgorithmIdentifierOwned {
+            oid: rfc5912::RSA_ENCRYPTION,
+            parameters: Some(Any::null()),
+        },
+        (KeyKind::Ec, HashAlg::Sha1) => absent(ECDSA_WITH_SHA_1),
+        (KeyKind::Ec, HashAlg::Sha256) => absent(rfc5912::ECDSA_WITH_SHA_256),
+        (KeyKind::Ec, HashAlg::Sha384) => absent(rfc5912::ECDSA_WITH_SHA_384),
+        (KeyKind::Ec, HashAlg::Sha512) => absent(rfc5912::ECDSA_WITH_SHA_512),
+        (KeyKind::Sm2, HashAlg::Sm3) => absent(SM2_WITH_SM3),
+        (key @ (KeyKind::Ec | KeyKind::Sm2), hash) => {
+            return Err(CmsError::Algorithm { key, hash });
+        }
+    })
 }
 
 /// `ECDSA-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }`, to check an EC signature's form.

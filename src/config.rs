@@ -14,11 +14,48 @@ use crate::error::Code;
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub pkcs11: Pkcs11Config,
+    pub skf: SkfConfig,
     pub alerts: AlertsConfig,
     /// `[[cards]]`: which module serves a card, by ATR.
     pub cards: Vec<CardConfig>,
     pub bridge: BridgeConfig,
     pub ui: UiConfig,
+    pub trust: TrustConfig,
+    pub xtx: XtxConfig,
+}
+
+/// `[trust]`: where the issuers of the certificates on the tokens are looked for, besides
+/// the tokens themselves and the system's CA store.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrustConfig {
+    /// CA certificate files (DER, PEM or PKCS#7 `.p7b`, one or many certificates each) and
+    /// directories of them, as CAs hand out their chains: Chinese CA roots are not in the
+    /// system store. A relative path is relative to the config file's directory. Read once,
+    /// when certray starts.
+    pub ca_paths: Vec<PathBuf>,
+}
+
+/// `[xtx]`: the BJCA "证书应用环境" compatibility endpoint, for portals whose own JavaScript
+/// talks to BJCA's helper. Off by default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct XtxConfig {
+    pub enabled: bool,
+    /// Plain HTTP: `ws://…/xtxapp/` and `POST /synctl`. Loopback only.
+    pub listen: std::net::SocketAddr,
+    /// TLS: `wss://…/xtxapp/` and `POST https://…/synctl`. Loopback only.
+    pub tls_listen: std::net::SocketAddr,
+}
+
+impl Default for XtxConfig {
+    fn default() -> Self {
+        XtxConfig {
+            enabled: false,
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 21051)),
+            tls_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 21061)),
+        }
+    }
 }
 
 /// `[ui]`: the tray and its windows.
@@ -165,6 +202,36 @@ impl Default for Pkcs11Config {
     }
 }
 
+/// `[skf]`: which GM/T 0016 (SKF) vendor libraries to load, each in a `certray skf-host`
+/// process of its own.
+///
+/// ```toml
+/// [skf]
+/// libraries = ["/opt/longmai/lib/libgm3000.1.0.so"]   # tried in order
+/// use_defaults = true                                  # also the known vendor libraries installed here
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SkfConfig {
+    /// Libraries, tried in order.
+    pub libraries: Vec<PathBuf>,
+    /// Also try the platform's known vendor SKF libraries that are installed.
+    pub use_defaults: bool,
+    /// How long one call into a library may take before its host process is deemed hung
+    /// and restarted (milliseconds). A key that waits for a button press needs time.
+    pub timeout_ms: u64,
+}
+
+impl Default for SkfConfig {
+    fn default() -> Self {
+        SkfConfig {
+            libraries: Vec::new(),
+            use_defaults: true,
+            timeout_ms: 30_000,
+        }
+    }
+}
+
 /// `[alerts]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -205,11 +272,21 @@ impl Error {
 impl Config {
     /// Parse TOML text; `origin` names the file in errors.
     pub fn from_toml(text: &str, origin: &Path) -> Result<Config, Error> {
-        toml::from_str(text).map_err(|e| Error::Parse {
+        let mut config: Config = toml::from_str(text).map_err(|e| Error::Parse {
             path: origin.to_path_buf(),
             // toml's message names the unknown key and the line it is on.
             message: e.to_string().trim_end().to_string(),
-        })
+        })?;
+        // `ca_paths` are relative to the file that names them, not to wherever certray
+        // happens to be started.
+        if let Some(dir) = origin.parent() {
+            for p in &mut config.trust.ca_paths {
+                if p.is_relative() {
+                    *p = dir.join(&*p);
+                }
+            }
+        }
+        Ok(config)
     }
 
     /// Load from an explicit file (which must exist), or from the default location
@@ -230,6 +307,29 @@ impl Config {
             Err(source) => Err(Error::Read { path, source }),
         }
     }
+}
+
+/// Set `[xtx] enabled` in the config file at `path` (made when absent), keeping everything
+/// else in it as written (comments too). What is written must still be a valid
+/// configuration; a file that is not refuses the change (`InvalidData`).
+pub fn set_xtx_enabled(path: &Path, on: bool) -> std::io::Result<()> {
+    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e),
+    };
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| invalid(format!("{e}")))?;
+    if !doc.contains_table("xtx") {
+        doc["xtx"] = toml_edit::table();
+    }
+    doc["xtx"]["enabled"] = toml_edit::value(on);
+    let text = doc.to_string();
+    Config::from_toml(&text, path).map_err(|e| invalid(e.to_string()))?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, text)
 }
 
 /// `<config dir>/certray/config.toml` (`~/.config/certray/config.toml` on Linux).
@@ -259,6 +359,9 @@ mod tests {
 [pkcs11]
 modules = ["/usr/lib/softhsm/libsofthsm2.so"]   # tried in order
 use_defaults = true                               # also try the platform's known modules
+[skf]
+libraries = ["/opt/longmai/lib/libgm3000.1.0.so"]
+use_defaults = false
 [alerts]
 expiry_warning_days = 90
 "#;
@@ -268,6 +371,12 @@ expiry_warning_days = 90
             vec![ModuleConfig::new("/usr/lib/softhsm/libsofthsm2.so")]
         );
         assert!(c.pkcs11.use_defaults);
+        assert_eq!(
+            c.skf.libraries,
+            vec![PathBuf::from("/opt/longmai/lib/libgm3000.1.0.so")]
+        );
+        assert!(!c.skf.use_defaults);
+        assert_eq!(c.skf.timeout_ms, 30_000);
         assert_eq!(c.alerts.expiry_warning_days, 90);
     }
 
@@ -308,6 +417,71 @@ module = "/usr/lib/libcastle.so.1.0.0"
         )
         .unwrap_err();
         assert!(err.to_string().contains("maks"), "{err}");
+    }
+
+    #[test]
+    fn xtx_is_off_by_default_and_parses() {
+        let c = Config::default();
+        assert!(!c.xtx.enabled);
+        assert_eq!(c.xtx.listen.port(), 21051);
+        assert_eq!(c.xtx.tls_listen.port(), 21061);
+        let c = Config::from_toml(
+            "[xtx]\nenabled = true\nlisten = \"127.0.0.1:0\"\ntls_listen = \"127.0.0.1:0\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert!(c.xtx.enabled);
+        assert_eq!(c.xtx.listen.port(), 0);
+        let err = Config::from_toml("[xtx]\nenable = true\n", Path::new("c.toml")).unwrap_err();
+        assert!(err.to_string().contains("enable"), "{err}");
+    }
+
+    #[test]
+    fn trust_paths_are_relative_to_the_file() {
+        let text = r#"
+[trust]
+ca_paths = ["/etc/certray/ca", "chains/cfca.p7b"]
+"#;
+        let c = Config::from_toml(text, Path::new("/home/u/.config/certray/config.toml")).unwrap();
+        assert_eq!(
+            c.trust.ca_paths,
+            vec![
+                PathBuf::from("/etc/certray/ca"),
+                PathBuf::from("/home/u/.config/certray/chains/cfca.p7b")
+            ]
+        );
+        let err = Config::from_toml(
+            "[trust]
+ca_path = []
+",
+            Path::new("c.toml"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("ca_path"), "{err}");
+    }
+
+    #[test]
+    fn xtx_on_and_off_keep_the_rest_of_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/config.toml");
+        set_xtx_enabled(&path, true).unwrap();
+        assert!(Config::load(Some(&path)).unwrap().0.xtx.enabled);
+        std::fs::write(
+            &path,
+            "# mine\n[bridge]\npage_pin_origins = [\"https://a.example\"]\n[xtx]\nenabled = true # on\n",
+        )
+        .unwrap();
+        set_xtx_enabled(&path, false).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("# mine\n"), "{text}");
+        let c = Config::load(Some(&path)).unwrap().0;
+        assert!(!c.xtx.enabled);
+        assert_eq!(c.bridge.page_pin_origins, ["https://a.example"]);
+        std::fs::write(&path, "[xtx]\nenable = 1\n").unwrap();
+        assert!(
+            set_xtx_enabled(&path, true).is_err(),
+            "an invalid file stays as it is"
+        );
     }
 
     #[test]

@@ -3,20 +3,23 @@
 //! do about it, in the user's language.
 //!
 //! Checks, in order: `config`, `pcscd`, `readers`, `cards`, `modules`, `tokens`,
-//! `certificates`, `pin`, `bridge`, `autostart`, `display`, `clock`. Each is `ok`, `warning`
+//! `certificates`, `pin`, `bridge`, `xtx`, `autostart`, `display`, `clock`. Each is `ok`, `warning`
 //! or `error` with a title, the finding, a hint (what to do) and machine-readable `data`.
 //! Every check really looks (PC/SC, the PKCS#11 modules, the bridge port, files, the session
 //! bus); nothing is assumed. The CLI prints the [`Report`] (`--json`: as it serialises) and
 //! exits with [`Report::exit_code`]; the tray's 环境检测 shows the same report.
 //!
 //! Facts are gathered first (`hardware`, `bridge`, `desktop`: the I/O, in parallel where
-//! independent), then judged by pure functions, which the unit tests below exercise.
-//! Hardware is reached only through `token/` (module workers, [`crate::token::pcsc_probe`]).
+//! independent), then judged by pure functions (`pcsc`, `pkcs11`, `clock`, and those of
+//! `bridge` and `desktop`), which their unit tests exercise.
+//! Modules are loaded and scanned by the core's inventory, read once ([`crate::core::Live`],
+//! as every command and the daemon do); PC/SC is probed through [`crate::token::pcsc_probe`].
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use unicode_width::UnicodeWidthStr;
 
 use crate::config::{self, Config};
@@ -33,8 +36,13 @@ macro_rules! tr {
 }
 
 mod bridge;
+mod clock;
 mod desktop;
 mod hardware;
+mod pcsc;
+mod pkcs11;
+mod skf;
+mod xtx;
 
 /// How a check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -146,7 +154,8 @@ impl Report {
 pub fn run_with_config_file(explicit: Option<&Path>, lang: Lang) -> Report {
     let (config, check) = match Config::load(explicit) {
         Ok((config, path)) => {
-            let c = config_ok(path.as_deref(), explicit.is_none(), lang);
+            let mut c = config_ok(path.as_deref(), explicit.is_none(), lang);
+            ca_paths(&mut c, &config, lang);
             (config, c)
         }
         Err(e) => {
@@ -172,9 +181,10 @@ fn checks_for(config: &Config, lang: Lang) -> Vec<Check> {
     let now = OffsetDateTime::now_utc();
     // The slow parts (PC/SC, module loading and scanning, the port, the session bus) are
     // independent: look at them side by side.
-    let (pcsc, found, port, display, autostart) = std::thread::scope(|s| {
+    let (pcsc, found, port, display, autostart, xtx) = std::thread::scope(|s| {
         let pcsc = s.spawn(crate::token::pcsc_probe::pcsc_status);
         let port = s.spawn(|| bridge::probe(config.bridge.listen));
+        let xtx = s.spawn(|| xtx::probe(&config.xtx));
         let display = s.spawn(desktop::probe_display);
         let autostart = s.spawn(desktop::probe_autostart);
         let found = hardware::look(config);
@@ -184,21 +194,24 @@ fn checks_for(config: &Config, lang: Lang) -> Vec<Check> {
             join(port),
             join(display),
             join(autostart),
+            join(xtx),
         )
     });
     let registry = crate::token::registry::Registry::new(&config.cards);
     vec![
-        hardware::pcscd_check(&pcsc, lang),
-        hardware::readers_check(&pcsc, lang),
-        hardware::cards_check(&pcsc, &registry, &found, lang),
-        hardware::modules_check(&found, config.pkcs11.use_defaults, lang),
-        hardware::tokens_check(&found, lang),
-        hardware::certificates_check(&found, now, config.alerts.expiry_warning_days, lang),
-        hardware::pin_check(&found, lang),
+        pcsc::pcscd_check(&pcsc, lang),
+        pcsc::readers_check(&pcsc, lang),
+        pcsc::cards_check(&pcsc, &registry, &found, lang),
+        pkcs11::modules_check(&found, config.pkcs11.use_defaults, lang),
+        pkcs11::tokens_check(&found, lang),
+        pkcs11::certificates_check(&found, now, config.alerts.expiry_warning_days, lang),
+        pkcs11::pin_check(&found, lang),
+        skf::libraries_check(&found, lang),
         bridge::check(config.bridge.listen, &port, lang),
+        xtx::check(&config.xtx, &xtx, lang),
         desktop::autostart_check(&autostart, lang),
         desktop::display_check(&display, lang),
-        hardware::clock_check(now, &found, lang),
+        clock::clock_check(now, &found, lang),
     ]
 }
 
@@ -238,6 +251,45 @@ fn config_ok(path: Option<&Path>, default_location: bool, lang: Lang) -> Check {
         None,
         serde_json::json!({ "path": shown, "default_location": default_location }),
     )
+}
+
+/// `[trust] ca_paths`: how many CA certificates they give, and the entries that cannot be
+/// read (a warning: issuers are then not verified with them).
+fn ca_paths(c: &mut Check, config: &Config, lang: Lang) {
+    if config.trust.ca_paths.is_empty() {
+        return;
+    }
+    let trust = crate::core::Trust::load_ca_paths(&config.trust);
+    let n = trust.len();
+    c.finding.push_str(&tr!(
+        lang,
+        "\n[trust] ca_paths：读取 {n} 张 CA 证书",
+        "\n[trust] ca_paths: {n} CA certificates read"
+    ));
+    let problems: Vec<serde_json::Value> = trust
+        .problems()
+        .iter()
+        .map(|p| {
+            let path = p.path.as_ref().map(|p| p.display().to_string());
+            let reason = &p.reason;
+            c.finding
+                .push_str(&format!("\n! {}: {reason}", path.as_deref().unwrap_or("-")));
+            serde_json::json!({ "path": path, "reason": reason })
+        })
+        .collect();
+    if !problems.is_empty() && c.status == Status::Ok {
+        c.status = Status::Warning;
+        c.hint = Some(tr!(
+            lang,
+            "修正 [trust] ca_paths 中无法读取的路径：其中的 CA 证书用于验证证书的颁发者",
+            "fix the [trust] ca_paths entries that cannot be read: their CA certificates verify the certificates' issuers"
+        ));
+    }
+    c.data["ca_paths"] = serde_json::json!({
+        "paths": config.trust.ca_paths,
+        "certificates": n,
+        "problems": problems,
+    });
 }
 
 fn config_error(path: &Path, reason: &str, lang: Lang) -> Check {
@@ -304,6 +356,38 @@ pub fn render(report: &Report, lang: Lang) -> String {
     out
 }
 
+/// The worst of several statuses (ok when there are none).
+fn worst(statuses: impl IntoIterator<Item = Status>) -> Status {
+    statuses.into_iter().max().unwrap_or(Status::Ok)
+}
+
+/// Distinct hints, one per line, in order.
+fn hints(list: Vec<String>) -> Option<String> {
+    let mut out: Vec<String> = Vec::new();
+    for h in list {
+        if !out.contains(&h) {
+            out.push(h);
+        }
+    }
+    (!out.is_empty()).then(|| out.join("\n"))
+}
+
+fn lines(first: String, rest: &[String]) -> String {
+    let mut s = first;
+    for l in rest {
+        s.push('\n');
+        s.push_str(l);
+    }
+    s
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.replace_nanosecond(0)
+        .unwrap_or(t)
+        .format(&Rfc3339)
+        .unwrap_or_default()
+}
+
 /// `1 reader`, `2 readers`: English counts.
 fn count(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
@@ -360,6 +444,35 @@ mod tests {
         let r = Report::new(vec![check("c", Status::Error, "bad", None)]);
         assert_eq!(r.exit_code(), EXIT_ERRORS);
         assert_eq!(r.check("c").unwrap().status, Status::Error);
+    }
+
+    #[test]
+    fn ca_paths_that_cannot_be_read_are_a_warning() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/fixtures/real-certs/01-nrcac-sm2-root.der");
+        assert!(root.is_file(), "the corpus: {}", root.display());
+        let mut config = Config::default();
+        config.trust.ca_paths = vec![root, PathBuf::from("/nonexistent/ca.pem")];
+        let mut c = config_ok(None, true, Lang::ZhCn);
+        ca_paths(&mut c, &config, Lang::ZhCn);
+        assert_eq!(c.status, Status::Warning);
+        assert!(c.finding.contains("读取 1 张 CA 证书"), "{}", c.finding);
+        assert!(c.finding.contains("/nonexistent/ca.pem"), "{}", c.finding);
+        assert_eq!(c.data["ca_paths"]["certificates"], 1);
+        assert_eq!(
+            c.data["ca_paths"]["problems"][0]["path"],
+            "/nonexistent/ca.pem"
+        );
+        // All readable: still ok, with the count.
+        config.trust.ca_paths.pop();
+        let mut c = config_ok(None, true, Lang::En);
+        ca_paths(&mut c, &config, Lang::En);
+        assert_eq!(c.status, Status::Ok);
+        assert!(
+            c.finding.ends_with("1 CA certificates read"),
+            "{}",
+            c.finding
+        );
     }
 
     #[test]

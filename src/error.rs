@@ -34,11 +34,16 @@ pub enum Code {
     PayloadTooLarge,
     UserCancelled,
     AlreadyRunning,
+    SignatureInvalid,
+    SkfHostCrashed,
+    SkfHostHung,
+    NotACertificate,
+    UsccInvalid,
 }
 
 impl Code {
     /// Every code, for tests and documentation.
-    pub const ALL: [Code; 24] = [
+    pub const ALL: [Code; 29] = [
         Code::ModuleLoadFailed,
         Code::TokenNotFound,
         Code::CertNotFound,
@@ -63,6 +68,11 @@ impl Code {
         Code::PayloadTooLarge,
         Code::UserCancelled,
         Code::AlreadyRunning,
+        Code::SignatureInvalid,
+        Code::SkfHostCrashed,
+        Code::SkfHostHung,
+        Code::NotACertificate,
+        Code::UsccInvalid,
     ];
 
     /// The stable wire name, e.g. `PIN_INCORRECT`.
@@ -92,6 +102,11 @@ impl Code {
             Code::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Code::UserCancelled => "USER_CANCELLED",
             Code::AlreadyRunning => "ALREADY_RUNNING",
+            Code::SignatureInvalid => "SIGNATURE_INVALID",
+            Code::SkfHostCrashed => "SKF_HOST_CRASHED",
+            Code::SkfHostHung => "SKF_HOST_HUNG",
+            Code::NotACertificate => "NOT_A_CERTIFICATE",
+            Code::UsccInvalid => "USCC_INVALID",
         }
     }
 
@@ -99,8 +114,8 @@ impl Code {
     pub fn message(self, lang: Lang) -> &'static str {
         let (zh, en) = match self {
             Code::ModuleLoadFailed => (
-                "无法加载 PKCS#11 驱动模块",
-                "A PKCS#11 module could not be loaded",
+                "无法加载密钥驱动（PKCS#11 模块或 SKF 驱动库）",
+                "A key library (PKCS#11 module or SKF library) could not be loaded",
             ),
             Code::TokenNotFound => (
                 "未找到该密钥（USB Key）",
@@ -149,6 +164,23 @@ impl Code {
             Code::PayloadTooLarge => ("请求内容过大", "The request body is too large"),
             Code::UserCancelled => ("用户已取消操作", "The user cancelled"),
             Code::AlreadyRunning => ("证书助手已在运行", "certray is already running"),
+            Code::SignatureInvalid => (
+                "密钥生成的签名无法用证书验证，已拒绝使用",
+                "The token's signature does not verify with the certificate and was withheld",
+            ),
+            Code::SkfHostCrashed => (
+                "密钥厂商的 SKF 驱动库崩溃了，本次操作未完成",
+                "The key vendor's SKF library crashed; the operation did not complete",
+            ),
+            Code::SkfHostHung => (
+                "密钥厂商的 SKF 驱动库无响应，已被终止",
+                "The key vendor's SKF library stopped responding and was stopped",
+            ),
+            Code::NotACertificate => ("该文件不是证书", "The file is not a certificate"),
+            Code::UsccInvalid => (
+                "统一社会信用代码格式有误",
+                "The unified social credit code is malformed",
+            ),
         };
         match lang {
             Lang::ZhCn => zh,
@@ -176,8 +208,8 @@ impl Code {
                 "The certificate may be damaged; ask the issuing CA to write it again",
             ),
             Code::NoPrivateKey => (
-                "请选择带私钥的签名证书；若本应有私钥，请联系发证机构（CA）",
-                "Choose a signing certificate that has a private key; if it should have one, contact the issuing CA",
+                "请选择带私钥的签名证书。若已输入密码：密码正确，已登录密钥查找，确实没有该私钥；若本应有私钥，请联系发证机构（CA）",
+                "Choose a signing certificate that has a private key. If you entered the PIN: it was correct and the key was looked up after login, and it is really not there; if it should be, contact the issuing CA",
             ),
             Code::PinIncorrect => (
                 "请核对密码后重试，注意大小写；多次输错会锁定密钥",
@@ -252,6 +284,26 @@ impl Code {
                 "每个用户只需运行一个证书助手；如需重启，请先退出正在运行的那个",
                 "One certray per user is enough; to restart it, quit the running one first",
             ),
+            Code::SignatureInvalid => (
+                "密钥中的私钥与证书不匹配，或厂商驱动计算有误：请联系发证机构（CA）检查或重新写入证书；运行 certray doctor 查看详情",
+                "The token's private key does not match the certificate, or the vendor library computes wrongly: ask the issuing CA to check or rewrite the certificate; run `certray doctor` for details",
+            ),
+            Code::SkfHostCrashed => (
+                "证书助手已重新启动该驱动库，请重试；若反复出现，请运行 certray doctor 并联系密钥厂商",
+                "certray has restarted the library; try again. If it keeps happening, run `certray doctor` and contact the key vendor",
+            ),
+            Code::SkfHostHung => (
+                "请拔出密钥再插入后重试；若反复出现，请运行 certray doctor 并联系密钥厂商",
+                "Unplug the key, plug it in again and retry; if it keeps happening, run `certray doctor` and contact the key vendor",
+            ),
+            Code::NotACertificate => (
+                "请选择证书文件（.cer、.crt、.der、.pem 或 .p7b）；.pfx/.p12 文件含私钥，请先从中导出证书",
+                "Choose a certificate file (.cer, .crt, .der, .pem or .p7b); a .pfx/.p12 file holds a private key: export the certificate from it first",
+            ),
+            Code::UsccInvalid => (
+                "统一社会信用代码为 18 位数字和大写字母，最后一位是校验码（GB 32100）；请对照营业执照核对",
+                "A unified social credit code is 18 digits and capital letters, the last one a check character (GB 32100); compare it with the business licence",
+            ),
         };
         match lang {
             Lang::ZhCn => zh,
@@ -267,17 +319,24 @@ impl Code {
             Code::Io => 4,
             Code::ModuleLoadFailed => 10,
             Code::TokenNotFound | Code::TokenRemoved => 11,
-            Code::CertNotFound | Code::CertInvalid | Code::NoPrivateKey => 12,
+            Code::CertNotFound | Code::CertInvalid | Code::NoPrivateKey | Code::NotACertificate => {
+                12
+            }
             Code::PinIncorrect => 20,
             Code::PinLocked => 21,
             Code::PinFinalTry => 22,
             Code::PinLenRange | Code::PinMismatch => 23,
             Code::PinRequired => 24,
             Code::UnsupportedAlgorithm => 30,
-            Code::BadRequest | Code::UnsupportedMediaType | Code::PayloadTooLarge => 5,
+            Code::BadRequest
+            | Code::UnsupportedMediaType
+            | Code::PayloadTooLarge
+            | Code::UsccInvalid => 5,
             Code::OriginNotAllowed | Code::HostNotAllowed | Code::PagePinNotAllowed => 40,
             Code::UserCancelled => 41,
             Code::AlreadyRunning => 42,
+            Code::SignatureInvalid => 31,
+            Code::SkfHostCrashed | Code::SkfHostHung => 13,
         }
     }
 }

@@ -1,3 +1,5 @@
+//! The `certray` binary: see the library crate.
+
 fn main() {
     // The tray is GTK, which opens the OpenGL driver at start-up to pick visuals even though
     // it never draws with it; on Mesa's software renderer that is 50 MiB (libLLVM) for

@@ -1,5 +1,10 @@
 //! What differs between platforms and user sessions: the one-instance-per-user lock of the
-//! daemon.
+//! daemon, files only this user may read ([`files`]), who is at the other end of a loopback
+//! connection ([`peer`]), and the process's resources ([`resources`]).
+
+pub mod files;
+pub mod peer;
+pub mod resources;
 
 use std::fs::File;
 use std::io::{Read, Seek, Write};
@@ -57,7 +62,8 @@ impl InstanceLock {
             path: dir.join("certray.lock"),
             source,
         };
-        std::fs::create_dir_all(dir).map_err(io)?;
+        // The state dir: approvals, the audit log and logs live here too.
+        files::private_dir(dir).map_err(io)?;
         let path = dir.join("certray.lock");
         let mut file = std::fs::OpenOptions::new()
             .read(true)

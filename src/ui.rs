@@ -16,7 +16,7 @@
 //!
 //! *Architecture invariant*: `ui/` sends commands through [`Backend`] (the inventory and
 //! the bridge's approvals) and renders inventory events; it never calls `token/`. A PIN
-//! typed into a dialog lives in a `Zeroizing` buffer and becomes a [`crate::token::Pin`]
+//! typed into a dialog lives in a `Zeroizing` buffer and becomes a [`crate::model::Pin`]
 //! only when it is sent; it is never logged.
 
 pub mod backend;
@@ -43,8 +43,8 @@ use std::sync::{Arc, RwLock};
 
 use futures_util::future::BoxFuture;
 
-use crate::bridge::{ConsentAnswer, PinAnswer, PinRequest, Prompt};
 use crate::config::UiConfig;
+use crate::core::{ConsentAnswer, PinAnswer, PinRequest, Prompt};
 
 /// Whether a desktop session is there to show a tray and windows in.
 pub fn display_available() -> bool {
@@ -78,7 +78,7 @@ pub fn start(backend: &Arc<Backend>, prompt: &Arc<PromptSlot>, config: &UiConfig
     } else {
         Notifier::off()
     };
-    let host = match Dialogs::spawn(backend.clone(), notifier.clone()) {
+    let dialogs = match Dialogs::spawn(backend.clone(), notifier.clone()) {
         Ok(h) => {
             prompt.set(Some(UiPrompt::new(h.clone())));
             Some(h)
@@ -91,7 +91,7 @@ pub fn start(backend: &Arc<Backend>, prompt: &Arc<PromptSlot>, config: &UiConfig
     let controller = controller::Controller::spawn(controller::Parts {
         backend: backend.clone(),
         notifier,
-        host,
+        host: dialogs.clone(),
         on_insert: config.on_insert,
         tray: true,
     })
@@ -100,6 +100,7 @@ pub fn start(backend: &Arc<Backend>, prompt: &Arc<PromptSlot>, config: &UiConfig
     Desktop {
         prompt: prompt.clone(),
         controller,
+        dialogs,
     }
 }
 
@@ -107,31 +108,49 @@ pub fn start(backend: &Arc<Backend>, prompt: &Arc<PromptSlot>, config: &UiConfig
 pub struct Desktop {
     prompt: Arc<PromptSlot>,
     controller: Option<controller::Controller>,
+    dialogs: Option<Dialogs>,
 }
 
 impl Desktop {
-    /// Remove the tray icon and let go of the dialogs: once the bridge has stopped
-    /// too, nothing holds the inventory any more.
+    /// Take the desktop down and wait for it: prompts are withdrawn, the controller thread
+    /// is joined (the tray icon leaves with it), and the dialogs are stopped
+    /// ([`Dialogs::stop`]: the dialog process exits or is killed, their threads are
+    /// joined). Once the bridge has stopped too, nothing holds the inventory any more.
     pub fn stop(self) {
-        self.prompt.set(None);
+        self.prompt.close();
         if let Some(c) = self.controller {
             c.stop();
+        }
+        if let Some(d) = self.dialogs {
+            d.stop();
         }
     }
 }
 
-/// The bridge's [`Prompt`] for the desktop, filled in once the dialogs thread runs. It exists
+/// The core's [`Prompt`] for the desktop, filled in once the dialogs thread runs. It exists
 /// before the host because of the order things are built in: the host needs the
-/// [`Backend`], the backend the bridge's `App`, and the `App` its prompt. Until then (and
-/// after [`Desktop::stop`]) it answers like a headless daemon.
-#[derive(Default)]
+/// [`Backend`], the backend the core's approvals, and the core's signing its prompt. Until
+/// then (and after [`PromptSlot::close`]) it answers like a headless daemon.
 pub struct PromptSlot {
     inner: RwLock<Option<Arc<UiPrompt>>>,
+    /// Set by [`PromptSlot::close`]: questions still waiting for a person get their answer.
+    closed: tokio::sync::watch::Sender<bool>,
 }
 
 impl PromptSlot {
     pub fn new() -> Arc<PromptSlot> {
-        Arc::default()
+        Arc::new(PromptSlot {
+            inner: RwLock::default(),
+            closed: tokio::sync::watch::Sender::new(false),
+        })
+    }
+
+    /// No more questions for the person (certray is stopping): those waiting are answered
+    /// at once, consent as refused and the PIN as cancelled (their dialogs close), and new
+    /// ones are refused as when headless.
+    pub fn close(&self) {
+        self.set(None);
+        self.closed.send_replace(true);
     }
 
     fn set(&self, prompt: Option<UiPrompt>) {
@@ -141,15 +160,24 @@ impl PromptSlot {
     fn get(&self) -> Option<Arc<UiPrompt>> {
         self.inner.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
+
+    /// Resolves once [`PromptSlot::close`] has been called.
+    async fn closing(&self) {
+        let mut rx = self.closed.subscribe();
+        let _ = rx.wait_for(|closed| *closed).await;
+    }
 }
 
 impl Prompt for PromptSlot {
     fn consent<'a>(&'a self, origin: &'a str) -> BoxFuture<'a, ConsentAnswer> {
         let prompt = self.get();
         Box::pin(async move {
-            match prompt {
-                Some(p) => p.consent(origin).await,
-                None => ConsentAnswer::Unavailable,
+            let Some(p) = prompt else {
+                return ConsentAnswer::Unavailable;
+            };
+            tokio::select! {
+                answer = p.consent(origin) => answer,
+                () = self.closing() => ConsentAnswer::Deny,
             }
         })
     }
@@ -157,15 +185,32 @@ impl Prompt for PromptSlot {
     fn pin(&self, request: PinRequest) -> BoxFuture<'_, PinAnswer> {
         let prompt = self.get();
         Box::pin(async move {
-            match prompt {
-                Some(p) => p.pin(request).await,
-                None => PinAnswer::Unavailable,
+            let Some(p) = prompt else {
+                return PinAnswer::Unavailable;
+            };
+            tokio::select! {
+                answer = p.pin(request) => answer,
+                () = self.closing() => PinAnswer::Cancelled,
             }
         })
     }
 
     fn available(&self) -> bool {
         self.get().is_some_and(|p| p.available())
+    }
+
+    fn consent_kind<'a>(
+        &'a self,
+        origin: &'a str,
+        kind: crate::core::ConsentKind,
+    ) -> BoxFuture<'a, ConsentAnswer> {
+        let prompt = self.get();
+        Box::pin(async move {
+            match prompt {
+                Some(p) => p.consent_kind(origin, kind).await,
+                None => ConsentAnswer::Unavailable,
+            }
+        })
     }
 }
 
@@ -217,7 +262,7 @@ fn no_console(cmd: &mut std::process::Command) {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::inventory::{Live, LiveOptions};
+    use crate::core::{Live, LiveOptions};
 
     #[test]
     fn the_prompt_slot_answers_like_headless_until_the_host_runs() {
@@ -245,11 +290,20 @@ mod tests {
         // the slot then says a person can be asked, and stops saying so once cleared.
         let mut config = Config::default();
         config.pkcs11.use_defaults = false;
-        let live = Arc::new(Live::start(&config, LiveOptions { pcsc: false }).unwrap());
+        let live = Arc::new(
+            Live::start(
+                &config,
+                LiveOptions {
+                    watch: true,
+                    pcsc: false,
+                },
+            )
+            .unwrap(),
+        );
         let backend = Backend::new(
             live,
             BackendOptions {
-                bridge: None,
+                approvals: None,
                 lang: crate::i18n::Lang::ZhCn,
                 warning_days: 30,
                 check_page: None,

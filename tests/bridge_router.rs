@@ -23,11 +23,9 @@ use axum::extract::connect_info::MockConnectInfo;
 use axum::http::{HeaderMap, Request, StatusCode};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use certray::bridge::{
-    ApiDoc, App, BridgeOptions, ConsentAnswer, PinAnswer, PinRequest, Prompt, router,
-};
+use certray::bridge::{ApiDoc, BridgeOptions, BridgeState, router};
 use certray::config::BridgeConfig;
-use certray::inventory::Live;
+use certray::core::{ConsentAnswer, Live, PinAnswer, PinRequest, Prompt, Signing};
 use common::bridge::bridge_token;
 use common::*;
 use futures_util::future::BoxFuture;
@@ -67,6 +65,7 @@ fn shared() -> &'static Shared {
     static SHARED: OnceLock<Shared> = OnceLock::new();
     SHARED.get_or_init(|| {
         let hsm = bridge_token(LABEL, SO_PIN, PIN);
+        common::remove_at_exit(hsm.dir());
         // SAFETY: set once, while every other test thread waits on this OnceLock, before
         // SoftHSM (which reads it at C_Initialize) is loaded.
         unsafe { std::env::set_var("SOFTHSM2_CONF", hsm.conf()) };
@@ -105,11 +104,17 @@ enum PinStep {
     },
 }
 
+/// A consent answer, or one given when the test says so.
+enum ConsentStep {
+    Answer(ConsentAnswer),
+    Wait(Arc<tokio::sync::Notify>, ConsentAnswer),
+}
+
 /// Answers consent and PIN prompts from queues and records every call. An unexpected
 /// prompt (empty queue) fails the test.
 #[derive(Default)]
 struct Scripted {
-    consents: Mutex<VecDeque<ConsentAnswer>>,
+    consents: Mutex<VecDeque<ConsentStep>>,
     pins: Mutex<VecDeque<PinStep>>,
     consent_calls: Mutex<Vec<String>>,
     pin_calls: Mutex<Vec<PinRequest>>,
@@ -121,7 +126,11 @@ impl Scripted {
     }
 
     fn consent_answer(&self, a: ConsentAnswer) {
-        self.consents.lock().unwrap().push_back(a);
+        self.consent_step(ConsentStep::Answer(a));
+    }
+
+    fn consent_step(&self, s: ConsentStep) {
+        self.consents.lock().unwrap().push_back(s);
     }
 
     fn pin_answer(&self, a: PinAnswer) {
@@ -160,13 +169,21 @@ impl Drop for CloseFlag {
 impl Prompt for Scripted {
     fn consent<'a>(&'a self, origin: &'a str) -> BoxFuture<'a, ConsentAnswer> {
         self.consent_calls.lock().unwrap().push(origin.to_string());
-        let answer = self
+        let step = self
             .consents
             .lock()
             .unwrap()
             .pop_front()
             .unwrap_or_else(|| panic!("unexpected consent prompt for {origin}"));
-        Box::pin(async move { answer })
+        Box::pin(async move {
+            match step {
+                ConsentStep::Answer(a) => a,
+                ConsentStep::Wait(gate, a) => {
+                    gate.notified().await;
+                    a
+                }
+            }
+        })
     }
 
     fn pin(&self, request: PinRequest) -> BoxFuture<'_, PinAnswer> {
@@ -203,7 +220,7 @@ impl Prompt for Scripted {
 // ---------------------------------------------------------------------------------------------
 
 struct Bridge {
-    app: Arc<App>,
+    app: Arc<BridgeState>,
     router: Router,
     /// XDG_STATE_HOME-like parent; the state dir is `<home>/certray`.
     home: tempfile::TempDir,
@@ -218,7 +235,7 @@ struct Opts<'a> {
 impl Default for Opts<'_> {
     fn default() -> Self {
         Opts {
-            prompt: Arc::new(certray::bridge::Headless),
+            prompt: Arc::new(certray::core::Headless),
             allowed: &[ALLOWED, LEGACY],
             page_pin: &[LEGACY],
         }
@@ -232,17 +249,18 @@ fn bridge_with(o: Opts<'_>) -> Bridge {
 
 fn bridge_in(o: Opts<'_>, home: tempfile::TempDir) -> Bridge {
     let s = shared();
-    let app = App::new(
-        s.live.clone(),
+    let config = BridgeConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], PORT)),
+        allowed_origins: o.allowed.iter().map(|s| s.to_string()).collect(),
+        page_pin_origins: o.page_pin.iter().map(|s| s.to_string()).collect(),
+    };
+    let state_dir = home.path().join("certray");
+    let signing = Signing::open(s.live.clone(), &config, o.prompt, Some(&state_dir));
+    let app = BridgeState::new(
+        signing,
         BridgeOptions {
-            config: BridgeConfig {
-                listen: SocketAddr::from(([127, 0, 0, 1], PORT)),
-                allowed_origins: o.allowed.iter().map(|s| s.to_string()).collect(),
-                page_pin_origins: o.page_pin.iter().map(|s| s.to_string()).collect(),
-            },
+            config,
             port: PORT,
-            prompt: o.prompt,
-            state_dir: Some(home.path().join("certray")),
             warning_days: 90,
         },
     );
@@ -659,15 +677,68 @@ async fn consent_deny_and_headless_refuse() {
     r.error(403, "ORIGIN_NOT_ALLOWED");
     assert!(r.header("access-control-allow-origin").is_none());
     assert!(approved(&b.state_dir()).is_empty());
+    // Issue 14, item 5: a denial is remembered until certray stops; the page cannot ask
+    // again and again (before, each request opened a new dialog).
+    for path in ["/v1/certificates", "/v1/status", "/v1/tokens"] {
+        b.send(get(path).origin(OTHER))
+            .await
+            .error(403, "ORIGIN_NOT_ALLOWED");
+    }
+    assert_eq!(p.consent_calls(), vec![OTHER]);
+    // Nobody to ask is no denial: the next request asks again.
+    let other2 = "https://other2.example";
     p.consent_answer(ConsentAnswer::Unavailable);
-    b.send(get("/v1/certificates").origin(OTHER))
+    b.send(get("/v1/certificates").origin(other2))
         .await
         .error(403, "ORIGIN_NOT_ALLOWED");
     // A null origin never reaches the dialog.
     b.send(get("/v1/status").origin("null"))
         .await
         .error(403, "ORIGIN_NOT_ALLOWED");
-    assert_eq!(p.consent_calls(), vec![OTHER, OTHER]);
+    p.consent_answer(ConsentAnswer::Unavailable);
+    b.send(get("/v1/certificates").origin(other2))
+        .await
+        .error(403, "ORIGIN_NOT_ALLOWED");
+    assert_eq!(p.consent_calls(), vec![OTHER, other2, other2]);
+}
+
+/// Issue 14, item 5: one consent dialog per origin. Before, every request of an unknown
+/// origin opened its own dialog, a preflight or a path that does not exist included.
+#[tokio::test]
+async fn one_consent_dialog_per_origin_and_none_for_missing_paths() {
+    let p = Scripted::new();
+    let b = scripted(&p);
+    let site = "https://new.example";
+    // A path that does not exist never asks.
+    for path in ["/nothing", "/v1/nothing", "/v1/certificates/x/y"] {
+        b.send(get(path).origin(site))
+            .await
+            .error(403, "ORIGIN_NOT_ALLOWED");
+    }
+    assert!(p.consent_calls().is_empty(), "{:?}", p.consent_calls());
+    // Ten requests at once while the dialog is open: one dialog; they all get its answer.
+    let gate = Arc::new(tokio::sync::Notify::new());
+    p.consent_step(ConsentStep::Wait(gate.clone(), ConsentAnswer::AllowOnce));
+    let requests = (0..10).map(|i| {
+        let path = if i % 2 == 0 {
+            "/v1/status"
+        } else {
+            "/v1/tokens"
+        };
+        b.send(get(path).origin(site))
+    });
+    let all = futures_util::future::join_all(requests);
+    tokio::pin!(all);
+    // Let them all reach the guard, then answer.
+    tokio::select! {
+        _ = &mut all => panic!("answered before the dialog was"),
+        _ = tokio::time::sleep(std::time::Duration::from_millis(300)) => {}
+    }
+    gate.notify_one();
+    for r in all.await {
+        r.expect(200);
+    }
+    assert_eq!(p.consent_calls(), vec![site]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -700,7 +771,8 @@ async fn pin_dialog_remember_skips_the_next_prompt() {
         .unwrap()["owner"]
         .clone();
     assert_eq!(calls[0].owner, owner.as_str().unwrap());
-    assert!(calls[0].owner.contains("北京云杉"), "{}", calls[0].owner);
+    // rsa-utf8 is a staff certificate (CN 张三, O the company): its holder is the person.
+    assert_eq!(calls[0].owner, "张三");
     assert!(
         calls[0].operation.contains("raw") && calls[0].operation.contains(&DATA.len().to_string()),
         "{}",
@@ -763,7 +835,8 @@ async fn pin_dialog_without_remember_asks_every_time() {
         .await
         .expect(200);
     assert_eq!(v["origin"], ALLOWED);
-    let mut message = Sha256::digest(ALLOWED.as_bytes()).to_vec();
+    let mut message = b"certray-auth:2\n".to_vec();
+    message.extend_from_slice(&Sha256::digest(ALLOWED.as_bytes()));
     message.extend_from_slice(&Sha256::digest(challenge));
     assert!(verifies(&v, "ec-expiring", &message));
     assert!(p.pin_calls()[2].operation.contains(ALLOWED));

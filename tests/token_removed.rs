@@ -5,8 +5,8 @@
 mod common;
 
 use certray::error::Code;
+use certray::model::{HashAlg, SignInput};
 use certray::token::pkcs11::{Auth, ModuleHandle, SignRequest};
-use certray::token::sign::{HashAlg, SignInput};
 use common::*;
 use secrecy::SecretString;
 
@@ -79,7 +79,10 @@ fn operations_on_a_removed_token_fail_with_token_removed() {
     );
     // A token never seen is not found, not removed.
     assert_eq!(
-        module.pin_state("t-0000000000000000").unwrap_err().code(),
+        module
+            .pin_state(&"t-0000000000000000".into())
+            .unwrap_err()
+            .code(),
         Code::TokenNotFound
     );
 }

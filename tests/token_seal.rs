@@ -12,10 +12,10 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::sync::Arc;
 
+use certray::model::{HashAlg, SignInput};
+use certray::model::{Token, TokenScan};
 use certray::token::demo::SEAL_PNG;
 use certray::token::pkcs11::{Auth, ModuleHandle, SignRequest};
-use certray::token::sign::{HashAlg, SignInput};
-use certray::token::{TokenInfo, TokenScan};
 use common::*;
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::object::{Attribute, ObjectClass};
@@ -145,7 +145,7 @@ fn png_image(size: u32, seal: bool) -> Vec<u8> {
 /// The smallest GIF: one transparent pixel.
 const GIF: &[u8] = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;";
 
-fn token<'a>(scan: &'a [TokenScan], label: &str) -> &'a TokenInfo {
+fn token<'a>(scan: &'a [TokenScan], label: &str) -> &'a Token {
     &scan
         .iter()
         .find(|t| t.token.label == label)

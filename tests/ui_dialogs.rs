@@ -13,12 +13,15 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use certray::bridge::{App, BridgeOptions, ConsentAnswer, Headless, PinAnswer, PinRequest};
+use certray::bridge::{BridgeOptions, BridgeState};
 use certray::config::{BridgeConfig, Config};
+use certray::core::{
+    Approvals, ConsentAnswer, Headless, Live, LiveOptions, PinAnswer, PinRequest, Signing,
+};
 use certray::error::Code;
 use certray::i18n::Lang;
-use certray::inventory::{Live, LiveOptions};
-use certray::token::PinState;
+use certray::model::{CertId, TokenId};
+use certray::model::{PinState, Snapshot};
 use certray::ui::backend::BackendOptions;
 use certray::ui::dialogs::{
     self, Card, Consent, Cx, Dialog, DialogRequest, Doctor, Outcome, PickThen, PinPrompt,
@@ -57,14 +60,16 @@ struct Shared {
     hsm: SoftHsm,
     live: Arc<Live>,
     /// rsa-utf8 and ec-expiring on `ui-card`.
-    rsa: String,
-    ec: String,
+    rsa: CertId,
+    ec: CertId,
 }
 
 fn shared() -> &'static Shared {
     static SHARED: OnceLock<Shared> = OnceLock::new();
     SHARED.get_or_init(|| {
         let hsm = SoftHsm::new();
+        // The static is never dropped.
+        common::remove_at_exit(hsm.dir());
         hsm.init_token(CARD, SO_PIN, PIN);
         for (id, name) in [("01", "rsa-utf8"), ("02", "ec-expiring")] {
             hsm.import(
@@ -84,7 +89,7 @@ fn shared() -> &'static Shared {
         unsafe { std::env::set_var("SOFTHSM2_CONF", hsm.conf()) };
         let live = live_on(SOFTHSM_MODULE);
         let snap = live.snapshot();
-        let id_of = |name: &str| fixture_cert_id(&snap, name);
+        let id_of = |name: &str| CertId::new(fixture_cert_id(&snap, name));
         let (rsa, ec) = (id_of("rsa-utf8"), id_of("ec-expiring"));
         Shared {
             hsm,
@@ -95,9 +100,9 @@ fn shared() -> &'static Shared {
     })
 }
 
-fn options(bridge: Option<Arc<App>>) -> BackendOptions {
+fn options(approvals: Option<Arc<Approvals>>) -> BackendOptions {
     BackendOptions {
-        bridge,
+        approvals,
         lang: Lang::ZhCn,
         warning_days: 30,
         check_page: None,
@@ -116,11 +121,18 @@ fn empty_backend() -> Arc<Backend> {
     let mut config = Config::default();
     config.pkcs11.modules.clear();
     config.pkcs11.use_defaults = false;
-    let live = Live::start(&config, LiveOptions { pcsc: false }).expect("Live::start");
+    let live = Live::start(
+        &config,
+        LiveOptions {
+            watch: true,
+            pcsc: false,
+        },
+    )
+    .expect("Live::start");
     Backend::new(Arc::new(live), options(None))
 }
 
-fn token_id(label: &str) -> String {
+fn token_id(label: &str) -> TokenId {
     shared()
         .live
         .snapshot()
@@ -435,8 +447,16 @@ fn the_card_shows_owner_uscc_and_days_left() {
     .unwrap();
     let mut h = window(d, b.clone());
     assert_eq!(h.state().dialog.title(Lang::ZhCn), "证书信息 - 证书助手");
-    assert_shows(&h, "北京云杉测试科技有限公司");
+    // A staff certificate: the holder is the person in the CN, the company their
+    // organisation (the card used to name the company as the holder).
+    assert_eq!(c.owner(), "张三");
+    assert_shows(&h, "持有者");
     assert_shows(&h, "张三");
+    assert_shows(&h, "单位");
+    assert_shows(&h, "北京云杉测试科技有限公司");
+    // The fixture CA that issued it is not on this token.
+    assert_shows(&h, "颁发者验证");
+    assert_shows(&h, "无法验证颁发者：未找到颁发者证书");
     let uscc = c.ids.uscc.as_ref().expect("the fixture has a USCC");
     assert_shows(&h, uscc);
     assert!(!shows(&h, "校验位错误"), "its check digit is right");
@@ -445,11 +465,14 @@ fn the_card_shows_owner_uscc_and_days_left() {
     assert_shows(&h, "数字签名、不可否认 · 客户端认证");
     assert_shows(&h, "SoftHSM");
 
-    // The second certificate on the key, through its tab.
-    h.get_by_label_contains("深圳未来").click();
+    // The second certificate on the key, through its tab: 王五 at 深圳未来测试有限公司,
+    // self-signed.
+    h.get_by_label_contains("王五").click();
     h.step();
     h.step();
     assert_shows(&h, "即将过期 · 剩余");
+    assert_shows(&h, "深圳未来测试有限公司");
+    assert_shows(&h, "颁发者已验证（自签名）");
 
     // Buttons that open dialogs on top.
     click(&mut h, "查看证书");
@@ -493,8 +516,9 @@ fn export_writes_the_certificate_as_der_and_pem() {
     assert_eq!(files.len(), 1, "{files:?}");
     let cer = &files[0];
     let name = cer.file_name().unwrap().to_string_lossy().into_owned();
+    // Named after the holder, 张三 (it used to be the company, subject O).
     assert!(
-        name.starts_with("北京云杉测试科技有限公司-") && name.ends_with(".cer"),
+        name.starts_with("张三-") && name.ends_with(".cer"),
         "{name}"
     );
     assert_eq!(
@@ -531,7 +555,8 @@ fn the_card_says_when_the_key_is_pulled() {
     h.state_mut().backend = empty_backend();
     h.step();
     assert_shows(&h, Code::TokenRemoved.message(Lang::ZhCn));
-    assert_shows(&h, "北京云杉测试科技有限公司");
+    // The card still names whom the certificate was for: its holder.
+    assert_shows(&h, "张三");
     assert!(h.query_by_label("导出证书").is_none());
     // Enter closes it.
     h.key_press(egui::Key::Enter);
@@ -595,6 +620,14 @@ fn details_show_every_field_and_copy_them() {
     assert_shows(&h, "sha256WithRSAEncryption");
     assert_shows(&h, "2048 位");
     assert_shows(&h, "客户端认证");
+    // Holder and organisation apart, the issuer check, and the chain: the certificate
+    // alone, its issuer (the fixture CA) not on the token.
+    assert_shows(&h, "张三");
+    assert_shows(&h, "北京云杉测试科技有限公司");
+    assert_shows(&h, "无法验证颁发者：未找到颁发者证书");
+    assert_shows(&h, "证书链");
+    assert_shows(&h, "本证书");
+    assert_shows(&h, "上级证书未找到");
 
     click(&mut h, "复制SHA-256");
     let copied: Vec<String> = h
@@ -635,9 +668,17 @@ fn consent(button: Option<&str>) -> (Harness<'static, Win>, oneshot::Receiver<Co
     assert_shows(&h, "https://etax.example");
     assert_shows(&h, "请求使用您的证书");
     if let Some(b) = button {
+        arm(&mut h);
         click(&mut h, b);
     }
     (h, rx)
+}
+
+/// Let the consent dialog's first second pass.
+fn arm(h: &mut Harness<'static, Win>) {
+    std::thread::sleep(dialogs::consent::ARM_DELAY + Duration::from_millis(100));
+    h.step();
+    h.step();
 }
 
 #[test]
@@ -653,20 +694,54 @@ fn consent_buttons_give_their_answers() {
     }
 }
 
+/// Issue 14, item 5: a page timed a request so that the dialog opened under the person's
+/// Enter, which pressed the default button, 仅本次允许. Now nothing works in the dialog's first
+/// second, and the default button (Enter) is 拒绝.
 #[test]
-fn consent_enter_allows_once_and_cancel_denies() {
+fn consent_enter_denies_and_nothing_works_at_first() {
     let (mut h, rx) = consent(None);
+    // Just appeared: Enter and clicks do nothing.
+    h.key_press(egui::Key::Enter);
+    h.step();
+    h.get_by_role_and_label(Role::Button, "仅本次允许").click();
+    h.step();
+    h.get_by_role_and_label(Role::Button, "始终允许").click();
+    h.step();
+    assert!(!h.state().closed, "answered within the first second");
+    assert!(rx.try_recv().is_err());
+    arm(&mut h);
     h.key_press(egui::Key::Enter);
     h.step();
     h.step();
     assert!(h.state().closed);
-    assert_eq!(rx.try_recv().unwrap(), ConsentAnswer::AllowOnce);
+    assert_eq!(rx.try_recv().unwrap(), ConsentAnswer::Deny);
 
     // Esc or the window's ×: the host calls cancel().
     let (mut h, rx) = consent(None);
     h.state_mut().dialog.cancel();
     assert_eq!(rx.try_recv().unwrap(), ConsentAnswer::Deny);
     assert!(!h.state().dialog.alive(), "answered: nobody waits any more");
+}
+
+#[test]
+fn page_pin_consent_says_the_site_collects_the_pin() {
+    let (tx, rx) = oneshot::channel();
+    let b: Arc<dyn Services> = empty_backend();
+    let d = dialogs::build(
+        DialogRequest::PagePinConsent {
+            origin: "https://etax.example".into(),
+            reply: tx.into(),
+        },
+        &b,
+    )
+    .unwrap();
+    let mut h = window(d, b);
+    assert_shows(&h, "https://etax.example");
+    assert_shows(&h, "请求使用您的证书，并将在网页中收集证书密码");
+    // Its buttons work only after the dialog has been up for a moment (issue 14).
+    std::thread::sleep(dialogs::consent::ARM_DELAY + Duration::from_millis(100));
+    click(&mut h, "始终允许");
+    assert_eq!(rx.try_recv().unwrap(), ConsentAnswer::AllowAlways);
 }
 
 #[test]
@@ -683,7 +758,8 @@ fn prompt(origin: Option<&str>) -> (Harness<'static, Win>, oneshot::Receiver<Pin
     let request = PinRequest {
         origin: origin.map(str::to_string),
         certificate_id: s.rsa.clone(),
-        owner: "北京云杉测试科技有限公司".into(),
+        // What the core names as rsa-utf8's holder.
+        owner: "张三".into(),
         operation: "cms-detached, 1024 bytes".into(),
     };
     let d = Box::new(PinPrompt::new(request, tx));
@@ -696,7 +772,7 @@ fn the_pin_prompt_answers_with_the_pin_and_remember_flag() {
     let (mut h, rx) = prompt(Some("https://etax.example"));
     assert!(h.state().dialog.urgent());
     assert_shows(&h, "https://etax.example");
-    assert_shows(&h, "北京云杉测试科技有限公司");
+    assert_shows(&h, "张三");
     assert_shows(&h, "CMS 签名（不含原文），1 KB 数据");
     assert!(h.get_by_label("密码（PIN）").is_focused());
     h.get_by_label("密码（PIN）").type_text(PIN);
@@ -812,19 +888,31 @@ fn pick_token_lists_the_keys_and_opens_the_chosen_one() {
 fn origins_lists_approvals_and_revokes_them() {
     let s = shared();
     let state = tempfile::tempdir().unwrap();
-    let app = App::new(
-        s.live.clone(),
-        BridgeOptions {
-            config: BridgeConfig::default(),
-            port: 21088,
-            prompt: Arc::new(Headless),
-            state_dir: Some(state.path().to_path_buf()),
-            warning_days: 30,
-        },
-    );
-    app.consents.approve("https://etax.example", true).unwrap();
-    app.consents.approve("https://gsxt.example", false).unwrap();
-    let b: Arc<dyn Services> = Backend::new(s.live.clone(), options(Some(app.clone())));
+    let app = {
+        let bridge_config = BridgeConfig::default();
+        BridgeState::new(
+            Signing::open(
+                s.live.clone(),
+                &bridge_config,
+                Arc::new(Headless),
+                (Some(state.path().to_path_buf())).as_deref(),
+            ),
+            BridgeOptions {
+                config: bridge_config,
+                port: 21088,
+                warning_days: 30,
+            },
+        )
+    };
+    app.approvals()
+        .consents()
+        .approve("https://etax.example", true)
+        .unwrap();
+    app.approvals()
+        .consents()
+        .approve("https://gsxt.example", false)
+        .unwrap();
+    let b: Arc<dyn Services> = Backend::new(s.live.clone(), options(Some(app.approvals().clone())));
     let d = dialogs::build(DialogRequest::Origins, &b).unwrap();
     let mut h = window(d, b);
     assert_shows(&h, "https://etax.example");
@@ -836,12 +924,20 @@ fn origins_lists_approvals_and_revokes_them() {
     h.step();
     h.step();
     assert_shows(&h, "已撤销：https://etax.example");
-    assert!(!app.consents.is_approved("https://etax.example"));
     assert!(
-        certray::bridge::store::remembered_origins(state.path()).is_empty(),
+        !app.approvals()
+            .consents()
+            .is_approved("https://etax.example")
+    );
+    assert!(
+        certray::core::approvals::remembered_origins(state.path()).is_empty(),
         "gone from origins.json too"
     );
-    assert!(app.consents.is_approved("https://gsxt.example"));
+    assert!(
+        app.approvals()
+            .consents()
+            .is_approved("https://gsxt.example")
+    );
 
     h.get_by_label("撤销 https://gsxt.example").click();
     h.step();
@@ -860,12 +956,12 @@ fn doctor_shows_the_report_and_runs_again() {
         cmd
     }));
     let mut h = window(Box::new(d), backend());
-    step_until(&mut h, "the report", |h| shows(h, "共 12 项"));
+    step_until(&mut h, "the report", |h| shows(h, "共 14 项"));
     assert_shows(&h, "环境检测（certray doctor）");
     assert_shows(&h, "PKCS#11");
     click(&mut h, "重新检测");
     assert_shows(&h, "正在检测");
-    step_until(&mut h, "the second report", |h| shows(h, "共 12 项"));
+    step_until(&mut h, "the second report", |h| shows(h, "共 14 项"));
     click(&mut h, "关闭");
     assert!(h.state().closed);
 }
@@ -881,11 +977,59 @@ fn consent_in_english() {
     assert!(h.query_by_label("Allow this time").is_some());
 }
 
+/// The tray's menu names the approved websites; the window it opens and the consent dialog's
+/// hint (which sends people there) must name them with the same words, in either language.
+#[test]
+fn the_approved_websites_have_one_name_in_the_menu_its_window_and_the_consent_hint() {
+    use certray::ui::view::{self, Action, Entry};
+    for lang in [Lang::ZhCn, Lang::En] {
+        let tray = view::tray(
+            &Snapshot::default(),
+            &view::Options {
+                now: time::OffsetDateTime::now_utc(),
+                warning_days: 30,
+                lang,
+                autostart: false,
+                check_page: false,
+                xtx: false,
+            },
+        );
+        let item = tray.menu.iter().find_map(|e| match e {
+            Entry::Item {
+                label,
+                action: Action::Origins,
+                ..
+            } => Some(label.clone()),
+            _ => None,
+        });
+        let item = item.expect("the tray menu has the approved websites");
+        let name = item.strip_suffix('…').unwrap_or(&item);
+
+        let b = empty_backend();
+        b.set_lang(lang);
+        let (tx, _rx) = oneshot::channel();
+        let consent: Box<dyn Dialog> = Box::new(Consent::new("https://etax.example".into(), tx));
+        let h = window(consent, b.clone());
+        assert_shows(&h, &format!("“{name}”"));
+
+        let origins =
+            dialogs::build(DialogRequest::Origins, &(b.clone() as Arc<dyn Services>)).unwrap();
+        let title = origins.title(lang);
+        assert_eq!(title.split(" - ").next(), Some(name), "{lang:?}: {title}");
+        let h = window(origins, b);
+        assert!(
+            h.query_all_by_label(name).next().is_some(),
+            "{lang:?}: the window's heading is not {name:?}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Lockout, on opencryptoki's soft token (SoftHSM never locks a PIN)
 // ---------------------------------------------------------------------------------------------
 
 #[test]
+#[ignore = "heavy: set CERTRAY_HEAVY_TESTS=1 (scripts/test does)"]
 #[serial_test::serial(opencryptoki)]
 fn final_try_needs_a_confirmation_and_a_locked_pin_leads_to_unlock() {
     const OCK_PIN: &str = "1234";
@@ -996,4 +1140,99 @@ fn final_try_needs_a_confirmation_and_a_locked_pin_leads_to_unlock() {
         }]
     );
     assert!(ock.try_login("5678").status.success(), "the new PIN works");
+}
+
+// ---------------------------------------------------------------------------------------------
+// An SKF key's PIN state, from softskf (the test-only STAND-IN for GM/T 0016 USB keys)
+// ---------------------------------------------------------------------------------------------
+
+const SKF_DIALOG_TEST: &str = "an_skf_keys_pin_dialog_shows_the_tries_left_on_the_key";
+
+/// The PIN dialog of an SKF key shows what `SKF_GetPINInfo` says: the tries left (9, then 8
+/// after a wrong PIN, counted by the key) and that the PIN is still the factory one. softskf
+/// reads `SOFTSKF_DIR` from the environment of the process that loads it (the `certray
+/// skf-host` child of the backend), so the dialog runs in a child of this test started with
+/// it; the counters are checked again here from softskf's own state.
+#[test]
+fn an_skf_keys_pin_dialog_shows_the_tries_left_on_the_key() {
+    use common::skf::{self, AppSpec, ContainerSpec, DeviceSpec, SoftSkf};
+    if skf::child_role().as_deref() == Some("skf-dialog") {
+        skf_pin_dialog_child();
+        return;
+    }
+    let mut app = AppSpec::new(skf::APP).container(ContainerSpec::sm2(skf::SM2_CONTAINER));
+    app.user_retries = 9;
+    app.user_pin_is_default = true;
+    let key = SoftSkf::new(vec![DeviceSpec::new(skf::DEVICE).app(app)]);
+    let mut env = key.env();
+    env.push((
+        "CERTRAY_SKF_HOST",
+        std::ffi::OsString::from(env!("CARGO_BIN_EXE_certray")),
+    ));
+    let report = skf::run_child(SKF_DIALOG_TEST, "skf-dialog", &env);
+    assert_eq!(report.get("before"), "9", "{}", report.output);
+    assert_eq!(report.get("after"), "8", "{}", report.output);
+    // The key itself counted the wrong PIN, and still holds the factory PIN.
+    let user = key.pin_counters(skf::DEVICE, skf::APP).unwrap().user;
+    assert_eq!((user.max_retries, user.remaining), (9, 8), "{user:?}");
+    assert!(user.default_pin && !user.locked, "{user:?}");
+}
+
+/// The child: an inventory with softskf as its only library, and the 修改密码 dialog on it.
+fn skf_pin_dialog_child() {
+    use common::skf;
+    let dir = std::path::PathBuf::from(std::env::var_os("SOFTSKF_DIR").expect("SOFTSKF_DIR"));
+    let mut config = Config::default();
+    config.pkcs11.modules.clear();
+    config.pkcs11.use_defaults = false;
+    config.skf.use_defaults = false;
+    config.skf.libraries = vec![skf::library()];
+    let live = Live::start(
+        &config,
+        LiveOptions {
+            watch: true,
+            pcsc: false,
+        },
+    )
+    .expect("Live::start");
+    let b: Arc<dyn Services> = Backend::new(Arc::new(live), options(None));
+    let give_up = Instant::now() + Duration::from_secs(30);
+    let token = loop {
+        if let Some(t) = b.snapshot().tokens.first() {
+            break t.id.clone();
+        }
+        assert!(
+            Instant::now() < give_up,
+            "softskf's key is not in the inventory"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let d = dialogs::build(DialogRequest::ChangePin { token_id: token }, &b).expect("the key");
+    let mut h = window(d, b);
+    let counters = || skf::pin_counters_in(&dir, skf::DEVICE, skf::APP).map(|c| c.user);
+    step_until(&mut h, "the key's PIN state", |h| shows(h, "次机会"));
+    let before = counters().expect("softskf's state after SKF_GetPINInfo");
+    assert_shows(&h, &format!("剩余 {} 次机会", before.remaining));
+    assert_shows(&h, "仍是出厂默认密码，请修改");
+    skf::emit("before", before.remaining);
+
+    type_into(&mut h, "当前密码", "000000");
+    type_into(&mut h, "新密码", "654321");
+    type_into(&mut h, "确认新密码", "654321");
+    click(&mut h, "确定");
+    step_until(&mut h, "the key's answer", |h| {
+        shows(h, Code::PinIncorrect.message(Lang::ZhCn))
+    });
+    let after = counters().expect("softskf's state");
+    assert_eq!(after.remaining + 1, before.remaining, "{after:?}");
+    step_until(&mut h, "the new PIN state", |h| {
+        shows(h, &format!("剩余 {} 次机会", after.remaining))
+    });
+    assert!(
+        !shows(&h, &format!("剩余 {} 次机会", before.remaining)),
+        "the old count is still shown"
+    );
+    assert_shows(&h, "仍是出厂默认密码，请修改");
+    assert!(!h.state().closed);
+    skf::emit("after", after.remaining);
 }

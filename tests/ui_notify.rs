@@ -148,6 +148,7 @@ fn events() -> (mpsc::Sender<Seen>, mpsc::Receiver<Seen>) {
 /// notifier thread is inside notify-rust (before it sends, or after the notifier reported
 /// the previous notice), so nothing reads the environment at the same time.
 fn use_bus(address: &str) {
+    // SAFETY: see above: nothing reads the environment meanwhile.
     unsafe { std::env::set_var("DBUS_SESSION_BUS_ADDRESS", address) };
 }
 
@@ -358,6 +359,29 @@ fn notices_reach_a_real_notification_service() {
     assert_eq!(strings[2], "Key locked");
     assert!(strings[3].contains("云杉测试 Key"), "{}", strings[3]);
     assert_eq!(call.urgency(), Some(2), "critical: {}", call.text);
+
+    // Issue 14, item 8: a hostile token names itself with notification markup (dunst reads
+    // body markup): the body carries it as text, every markup character an entity. Before,
+    // `<a href=…>` and `<img>` went to the service as markup.
+    assert!(
+        notify_rust::get_capabilities()
+            .unwrap()
+            .iter()
+            .any(|c| c == "body-markup"),
+        "dunst reads body markup"
+    );
+    notifier.send(Notice::PinChanged {
+        label: "<a href=\"https://evil.example\">Key</a> & <img src=\"/etc/x\"/>\u{1b}[31m".into(),
+    });
+    let call = shown(&rx);
+    let body = &call.strings()[3];
+    assert!(
+        body.contains(
+            "&lt;a href=&quot;https://evil.example&quot;&gt;Key&lt;/a&gt; &amp; &lt;img src=&quot;/etc/x&quot;/&gt;\\u{1b}[31m"
+        ),
+        "{body}"
+    );
+    assert!(!body.contains('<') && !body.contains('\u{1b}'), "{body}");
 
     drop(notifier);
     drop(desktop);

@@ -22,9 +22,9 @@ use std::process::Command;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use certray::bridge::{ConsentAnswer, PinAnswer, PinRequest, Prompt};
+use certray::core::Live;
+use certray::core::{ConsentAnswer, PinAnswer, PinRequest, Prompt};
 use certray::i18n::Lang;
-use certray::inventory::Live;
 use certray::ui::{Backend, BackendOptions, Dialogs, Notifier, UiPrompt};
 use common::desktop::{WAIT, XSession, poll, require_all};
 use common::*;
@@ -80,6 +80,8 @@ fn store() -> &'static Store {
     static STORE: OnceLock<Store> = OnceLock::new();
     STORE.get_or_init(|| {
         let hsm = SoftHsm::new();
+        // The static is never dropped.
+        common::remove_at_exit(hsm.dir());
         hsm.rsa_utf8_token(LABEL, SO_PIN, PIN);
         // SAFETY: set once, while every other test thread waits on this OnceLock, before
         // SoftHSM (which reads it at C_Initialize) is loaded.
@@ -99,7 +101,7 @@ fn backend() -> Arc<Backend> {
     Backend::new(
         store().live.clone(),
         BackendOptions {
-            bridge: None,
+            approvals: None,
             lang: Lang::ZhCn,
             warning_days: 30,
             check_page: None,
@@ -153,7 +155,7 @@ fn desktop() -> Desktop {
 fn pin_request() -> PinRequest {
     PinRequest {
         origin: Some(ORIGIN.into()),
-        certificate_id: store().cert.clone(),
+        certificate_id: store().cert.clone().into(),
         owner: "云杉".into(),
         operation: "sign, 32 bytes".into(),
     }
@@ -298,12 +300,15 @@ fn consent_is_asked_in_the_dialog_process() {
     // Drawn by `certray dialog-host`, a child of this process, not by this process.
     let pid = dialog_process(session, w);
 
-    // The default button, 仅本次允许, has the focus: Enter presses it.
+    // The default button, 拒绝, has the focus once the dialog's first second is over
+    // (issue 14, item 5: it was 仅本次允许, which a page could time a request to press):
+    // Enter presses it.
     focus(session, w);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
     key(session, "Return");
     assert_eq!(
         answer(&rt, "the consent prompt", asked),
-        ConsentAnswer::AllowOnce
+        ConsentAnswer::Deny
     );
 
     // Nothing else to show: the window closes and the process ends.
@@ -390,4 +395,177 @@ fn no_display_turns_dialogs_off() {
         answer(&rt, "a PIN prompt", pin),
         PinAnswer::Unavailable
     ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stopping
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn stopping_closes_an_open_dialog_and_waits_for_its_process() {
+    let d = desktop();
+    let session = &d.session;
+    let prompt = UiPrompt::new(d.dialogs.clone());
+    let rt = runtime();
+
+    let asked = prompt.pin(pin_request());
+    let w = wait_for("the PIN window", || session.window_titled(PIN_TITLE));
+    let pid = dialog_process(session, w);
+
+    // `stop` returns once the dialog process has exited and been reaped: nothing of the
+    // dialogs (and so of the backend behind them) is left running.
+    d.dialogs.stop();
+    assert!(gone(pid), "the dialog process {pid} outlived Dialogs::stop");
+    assert!(
+        !prompt.available(),
+        "windows can still be opened after stop"
+    );
+    // The page waiting for the PIN hears that it was cancelled.
+    assert!(matches!(
+        answer(&rt, "the PIN prompt", asked),
+        PinAnswer::Cancelled
+    ));
+    wait_for("the PIN window to go", || {
+        session.window_titled(PIN_TITLE).is_none().then_some(())
+    });
+    // Stopping twice is harmless.
+    d.dialogs.stop();
+}
+
+#[test]
+fn a_dialog_process_that_does_not_exit_is_killed_at_stop() {
+    store();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pid_file = dir.path().join("pid");
+    // A stand-in for `certray dialog-host` that reads the pipe to its end and then stays
+    // (exec keeps its pid): only a kill ends it.
+    let script = format!(
+        "echo $$ > '{}'; cat > /dev/null; exec sleep 600",
+        pid_file.display()
+    );
+    let dialogs = Dialogs::spawn_with(backend(), Notifier::off(), move || {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(&script);
+        cmd
+    })
+    .expect("start the dialogs thread");
+    let prompt = UiPrompt::new(dialogs.clone());
+    let rt = runtime();
+    let asked = prompt.consent(ORIGIN);
+    let pid: u32 = wait_for("the stand-in to start", || {
+        fs::read_to_string(&pid_file).ok()?.trim().parse().ok()
+    });
+
+    // Run `stop` on a thread of its own, so that a stop that never returns fails the test
+    // instead of hanging it.
+    let (done, stopped) = std::sync::mpsc::channel();
+    let stopping = dialogs.clone();
+    std::thread::spawn(move || {
+        stopping.stop();
+        let _ = done.send(());
+    });
+    stopped
+        .recv_timeout(WAIT)
+        .expect("Dialogs::stop did not return");
+    assert!(gone(pid), "the stand-in {pid} was not killed and reaped");
+    assert_eq!(
+        answer(&rt, "the consent prompt", asked),
+        ConsentAnswer::Deny
+    );
+}
+
+#[test]
+fn the_daemon_stops_with_a_pin_dialog_open_and_finalizes_the_token() {
+    store();
+    require_all(PROGRAMS, FILES);
+    let session = XSession::start((1024, 768));
+    let home = tempfile::tempdir().expect("tempdir");
+    let config = home.path().join("certray.toml");
+    fs::write(
+        &config,
+        format!(
+            "[pkcs11]\nmodules = [\"{SOFTHSM_MODULE}\"]\nuse_defaults = false\n\
+             [bridge]\nlisten = \"127.0.0.1:0\"\n[ui]\nnotifications = false\n"
+        ),
+    )
+    .expect("config");
+    let log = home.path().join("stderr.log");
+    let mut env = session.env();
+    for var in [
+        "HOME",
+        "XDG_CONFIG_HOME",
+        "XDG_CACHE_HOME",
+        "XDG_DATA_HOME",
+        "XDG_STATE_HOME",
+        "XDG_RUNTIME_DIR",
+    ] {
+        env.push((var, home.path().into()));
+    }
+    // The daemon, with SOFTHSM2_CONF from `store`, logging at debug level to `log`.
+    let mut daemon = certray(&env)
+        .env_remove("WAYLAND_DISPLAY")
+        .env("NO_AT_BRIDGE", "1")
+        .arg("--config")
+        .arg(&config)
+        .args(["--log-level", "debug", "run"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("start certray run");
+    let log_text = || fs::read_to_string(&log).unwrap_or_default();
+    let first = first_stdout_line(daemon.stdout.take().expect("stdout"))
+        .recv_timeout(WAIT)
+        .unwrap_or_else(|_| panic!("certray run did not start:\n{}", log_text()));
+    let port: u16 = first
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse().ok())
+        .unwrap_or_else(|| panic!("no port in {first:?}"));
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+
+    // A local program signs without a PIN: the daemon asks for it in its dialog.
+    let body = serde_json::json!({
+        "certificate_id": store().cert,
+        "data": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b"stop"),
+    });
+    let signing = std::thread::spawn(move || {
+        common::bridge::Request::new(addr, "POST", "/v1/sign")
+            .json(&body)
+            .send()
+    });
+    let w = wait_for("the PIN window", || session.window_titled(PIN_TITLE));
+    let out = xdo(&session, &["getwindowpid", &w.to_string()]);
+    let host: u32 = out.trim().parse().expect("the window's pid");
+    assert_eq!(
+        parent(host),
+        Some(daemon.id()),
+        "the dialog process's parent"
+    );
+
+    // SIGTERM with the dialog open and the request waiting on it.
+    // SAFETY: kill(2) on a child of this process, which has not been reaped yet.
+    assert_eq!(unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) }, 0);
+    let status = wait_for("certray run to exit", || daemon.try_wait().expect("wait"));
+    let text = log_text();
+    assert!(status.success(), "{status}\n{text}");
+
+    // The waiting request was answered: cancelled, as a person closing the dialog would.
+    let answer = signing.join().expect("the signing request");
+    assert_eq!(
+        answer.json()["error"]["code"],
+        "USER_CANCELLED",
+        "{}",
+        answer.text()
+    );
+    // The daemon waited for its dialog process (it is reaped, not left to init)...
+    assert!(gone(host), "the dialog process {host} outlived the daemon");
+    // ...and then, as the inventory's last owner, for SoftHSM to be finalized.
+    let host_ended = text.find("dialog process ended");
+    let finalized = text.find("module thread stopped");
+    assert!(
+        host_ended.is_some() && finalized.is_some() && host_ended < finalized,
+        "not in order: the dialog process ended, then the module was finalized:\n{text}"
+    );
+    assert!(!text.contains("still held"), "{text}");
 }

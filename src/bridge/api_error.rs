@@ -5,10 +5,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::wire::ErrorDto;
+use crate::core;
 use crate::error::Code;
 use crate::i18n::Lang;
-use crate::inventory;
-use crate::token::PinState;
+use crate::model::PinState;
 
 /// A failed request.
 #[derive(Debug)]
@@ -45,20 +45,14 @@ impl ApiError {
     }
 }
 
-impl From<inventory::Error> for ApiError {
-    fn from(e: inventory::Error) -> Self {
+impl From<core::Error> for ApiError {
+    fn from(e: core::Error) -> Self {
         ApiError {
             code: e.code(),
             pin: e.pin_state(),
             detail: Some(e.to_string()),
             lang: Lang::ZhCn,
         }
-    }
-}
-
-impl From<crate::token::Error> for ApiError {
-    fn from(e: crate::token::Error) -> Self {
-        inventory::Error::from(e).into()
     }
 }
 
@@ -72,7 +66,11 @@ pub fn error_response(status: StatusCode, code: Code, lang: Lang, detail: &str) 
 /// The HTTP status for each code.
 pub fn status(code: Code) -> StatusCode {
     match code {
-        Code::BadRequest | Code::PinLenRange | Code::PinMismatch => StatusCode::BAD_REQUEST,
+        Code::BadRequest
+        | Code::PinLenRange
+        | Code::PinMismatch
+        | Code::NotACertificate
+        | Code::UsccInvalid => StatusCode::BAD_REQUEST,
         Code::PinRequired | Code::PinIncorrect => StatusCode::UNAUTHORIZED,
         Code::OriginNotAllowed | Code::HostNotAllowed | Code::PagePinNotAllowed => {
             StatusCode::FORBIDDEN
@@ -88,9 +86,13 @@ pub fn status(code: Code) -> StatusCode {
         Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         Code::UnsupportedAlgorithm => StatusCode::UNPROCESSABLE_ENTITY,
         Code::PinLocked => StatusCode::LOCKED,
-        Code::ModuleLoadFailed | Code::ConfigInvalid | Code::Io | Code::Internal => {
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
+        Code::ModuleLoadFailed
+        | Code::ConfigInvalid
+        | Code::Io
+        | Code::Internal
+        | Code::SignatureInvalid => StatusCode::INTERNAL_SERVER_ERROR,
+        Code::SkfHostCrashed => StatusCode::BAD_GATEWAY,
+        Code::SkfHostHung => StatusCode::GATEWAY_TIMEOUT,
     }
 }
 

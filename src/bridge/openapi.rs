@@ -23,3 +23,8 @@ use super::wire;
     components(schemas(wire::ErrorDto, wire::ErrorBody, wire::EventDto))
 )]
 pub struct ApiDoc;
+
+/// `GET /v1/openapi.json`: this API as an OpenAPI 3 document.
+pub async fn document() -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(ApiDoc::openapi())
+}

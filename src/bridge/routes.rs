@@ -1,5 +1,6 @@
-//! The handlers of the bridge's API. Every request has passed the guard (`server.rs`), which
-//! put a [`Caller`] in its extensions.
+//! The handlers of the bridge's API: wire shapes in, a core call, wire shapes out. Every
+//! request has passed the guard, which put a [`Caller`] in its extensions; every policy
+//! (who may sign, with which PIN, the audit) is the core's.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -12,27 +13,23 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use secrecy::SecretString;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use super::api_error::{ApiError, error_response};
-use super::openapi::ApiDoc;
-use super::prompt::{PinAnswer, PinRequest};
-use super::server::{App, Caller, KEEP_ALIVE};
-use super::store::AuditRecord;
+use super::guard::Caller;
+use super::state::{BridgeState, EVENT_STREAMS_PER_SITE, KEEP_ALIVE};
 use super::wire::{
     AuthenticateRequestDto, AuthenticationDto, CertificateDto, CertificateWithPemDto,
     CertificatesDto, ErrorDto, EventDto, SignRequestDto, SignatureDto, StatusDto, TokenDto,
     TokensDto,
 };
+use crate::core::signing::AUTH_FORMAT;
+use crate::core::{Credentials, Format, Requester, SignJob, Update};
 use crate::error::Code;
-use crate::inventory::{self, CertEntry, Update};
-use crate::token::pkcs11::{Auth, SignRequest};
-use crate::token::sign::{HashAlg, KeyKind, SignInput};
+use crate::model::{HashAlg, SignInput};
 
-type AppState = State<Arc<App>>;
+type AppState = State<Arc<BridgeState>>;
 
 /// `Json<T>` whose rejections are the bridge's errors (400, 413, 415).
 pub struct ApiJson<T>(pub T);
@@ -79,13 +76,13 @@ pub async fn check_page() -> Response {
 /// Service status.
 #[utoipa::path(get, path = "/v1/status", responses((status = 200, body = StatusDto)))]
 pub async fn status(State(app): AppState) -> Json<StatusDto> {
-    let snap = app.live.snapshot();
+    let snap = app.live().snapshot();
     Json(StatusDto {
         name: "certray".into(),
         version: env!("CARGO_PKG_VERSION").into(),
         tokens: snap.tokens.len(),
         certificates: snap.certificates.len(),
-        ui: app.prompt.available(),
+        ui: app.prompt().available(),
     })
 }
 
@@ -94,7 +91,7 @@ pub async fn status(State(app): AppState) -> Json<StatusDto> {
 pub async fn tokens(State(app): AppState) -> Json<TokensDto> {
     Json(TokensDto {
         tokens: app
-            .live
+            .live()
             .snapshot()
             .tokens
             .iter()
@@ -145,7 +142,7 @@ pub async fn certificates(
             ApiError::new(Code::BadRequest, format!("usage `{u}`: only `sign`")).lang(caller.lang),
         );
     }
-    let snapshot = app.live.snapshot();
+    let snapshot = app.live().snapshot();
     let unfiltered =
         f.token.is_none() && f.usage.is_none() && f.status.is_none() && f.uscc.is_none();
     if unfiltered && let Some(body) = app.list_cache.get(&snapshot) {
@@ -157,16 +154,16 @@ pub async fn certificates(
         .iter()
         .filter(|c| f.token.as_ref().is_none_or(|t| &c.token_id == t))
         .filter(|c| {
+            f.uscc
+                .as_ref()
+                .is_none_or(|u| crate::core::holds_uscc(c, u))
+        })
+        .filter(|c| {
             f.usage.is_none()
-                || (c.has_private_key && c.parsed.as_ref().is_ok_and(|p| p.can_sign()))
+                || (c.has_private_key.may_sign() && c.parsed.as_ref().is_ok_and(|p| p.can_sign()))
         })
         .map(|c| CertificateDto::new(c, now, app.warning_days))
         .filter(|d| f.status.as_ref().is_none_or(|s| &d.status == s))
-        .filter(|d| {
-            f.uscc
-                .as_ref()
-                .is_none_or(|u| d.ids.uscc.as_ref() == Some(u))
-        })
         .collect();
     let body = axum::body::Bytes::from(
         serde_json::to_vec(&CertificatesDto { certificates })
@@ -197,7 +194,7 @@ pub async fn certificate(
     let Path(id) =
         path.map_err(|e| ApiError::new(Code::BadRequest, e.body_text()).lang(caller.lang))?;
     let c = app
-        .live
+        .live()
         .certificate(&id)
         .ok_or_else(|| ApiError::new(Code::CertNotFound, id.clone()).lang(caller.lang))?;
     Ok(Json(CertificateWithPemDto {
@@ -211,220 +208,6 @@ fn b64(field: &str, text: &str) -> Result<Vec<u8>, ApiError> {
         .map_err(|e| ApiError::new(Code::BadRequest, format!("{field}: {e}")))
 }
 
-/// The certificate that signs, and its key type, checked before any PIN is asked for.
-fn signer(app: &App, id: &str) -> Result<(CertEntry, KeyKind), ApiError> {
-    let c = app
-        .live
-        .certificate(id)
-        .ok_or_else(|| ApiError::new(Code::CertNotFound, id.to_string()))?;
-    let kind = inventory::signing_key(&c)?;
-    Ok((c, kind))
-}
-
-/// Removes an origin from the "prompt open" set when the request ends, however it ends
-/// (a client that disconnects drops the handler, and with it the prompt).
-struct PromptSlot<'a> {
-    app: &'a App,
-    origin: String,
-}
-
-impl Drop for PromptSlot<'_> {
-    fn drop(&mut self) {
-        self.app
-            .prompting
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.origin);
-    }
-}
-
-/// How a signature is authorised (rules 6 and 7): the page's PIN where allowed, a grant
-/// remembered for this origin and certificate, or certray's own PIN dialog.
-async fn authorize(
-    app: &App,
-    caller: &Caller,
-    cert: &CertEntry,
-    pin: Option<String>,
-    operation: String,
-) -> Result<(Auth, bool), ApiError> {
-    if let Some(pin) = pin {
-        if !app.page_pin_allowed(caller.origin.as_deref()) {
-            return Err(ApiError::code(Code::PagePinNotAllowed));
-        }
-        // Always checked by the token, even when a login is kept (pkcs11.rs logs out first).
-        return Ok((
-            Auth::Pin {
-                pin: SecretString::from(pin),
-                force: false,
-                remember: false,
-            },
-            false,
-        ));
-    }
-    let grant = (caller.name().to_string(), cert.id.clone());
-    if app
-        .remembered
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .contains(&grant)
-    {
-        return Ok((Auth::Session, false));
-    }
-    if !app.prompt.available() {
-        return Err(ApiError::new(
-            Code::PinRequired,
-            "no PIN in the request and no dialog to ask for one",
-        ));
-    }
-    if !app
-        .prompting
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(caller.name().to_string())
-    {
-        return Err(ApiError::new(
-            Code::UserCancelled,
-            "a PIN dialog for this website is already open",
-        ));
-    }
-    let _slot = PromptSlot {
-        app,
-        origin: caller.name().to_string(),
-    };
-    let owner = cert
-        .parsed
-        .as_ref()
-        .map(|p| p.owner())
-        .unwrap_or_else(|_| cert.label.clone());
-    let request = PinRequest {
-        origin: caller.origin.clone(),
-        certificate_id: cert.id.clone(),
-        owner,
-        operation,
-    };
-    match app.prompt.pin(request).await {
-        PinAnswer::Pin { pin, remember } => Ok((
-            Auth::Pin {
-                pin,
-                force: false,
-                remember,
-            },
-            remember,
-        )),
-        PinAnswer::Cancelled => Err(ApiError::code(Code::UserCancelled)),
-        PinAnswer::Unavailable => Err(ApiError::code(Code::PinRequired)),
-    }
-}
-
-/// What `sign_with` fails with.
-enum Failure {
-    Token(crate::token::Error),
-    Cms(crate::cms::CmsError),
-}
-
-impl From<crate::token::Error> for Failure {
-    fn from(e: crate::token::Error) -> Self {
-        Failure::Token(e)
-    }
-}
-
-impl From<crate::cms::CmsError> for Failure {
-    fn from(e: crate::cms::CmsError) -> Self {
-        Failure::Cms(e)
-    }
-}
-
-impl From<Failure> for ApiError {
-    fn from(f: Failure) -> Self {
-        match f {
-            Failure::Token(e) => e.into(),
-            Failure::Cms(e) => ApiError::new(Code::Internal, e.to_string()),
-        }
-    }
-}
-
-/// The output format of `POST /v1/sign`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
-    Raw,
-    Cms { detached: bool },
-}
-
-impl Format {
-    fn name(self) -> &'static str {
-        match self {
-            Format::Raw => "raw",
-            Format::Cms { detached: false } => "cms",
-            Format::Cms { detached: true } => "cms-detached",
-        }
-    }
-}
-
-/// What to sign and how.
-#[derive(Clone)]
-struct Job {
-    hash: HashAlg,
-    input: SignInput,
-    format: Format,
-}
-
-/// Run a signature on the token worker (blocking) and note the outcome.
-async fn run_signature(
-    app: &Arc<App>,
-    caller: &Caller,
-    cert: &CertEntry,
-    kind: KeyKind,
-    auth: Auth,
-    job: Job,
-) -> Result<Vec<u8>, ApiError> {
-    let Job {
-        hash,
-        input,
-        format,
-    } = job;
-    let module = app
-        .live
-        .module_for(&cert.token_id)
-        .ok_or_else(|| ApiError::code(Code::TokenRemoved))?;
-    let pin_used = matches!(auth, Auth::Pin { .. });
-    // The worker's reply is awaited, not blocked on: no thread hand-over beyond the worker's.
-    let sign = |input: SignInput, auth: Auth| {
-        module.sign_async(SignRequest {
-            token_id: cert.token_id.clone(),
-            key_id: cert.key_id.clone(),
-            hash,
-            input,
-            auth,
-        })
-    };
-    let result: Result<Vec<u8>, Failure> = async {
-        match (format, input) {
-            (Format::Raw, input) => Ok(sign(input, auth).await?.bytes),
-            (Format::Cms { detached }, SignInput::Data(content)) => {
-                let prepared = crate::cms::Prepared::new(&crate::cms::CmsRequest {
-                    certificate_der: &cert.der,
-                    content: &content,
-                    detached,
-                    hash,
-                    key: kind,
-                    signing_time: OffsetDateTime::now_utc(),
-                })?;
-                let signature = sign(SignInput::Digest(prepared.digest().to_vec()), auth).await?;
-                Ok(prepared.finish(signature.bytes)?)
-            }
-            (Format::Cms { .. }, SignInput::Digest(_)) => Err(Failure::Token(
-                crate::token::Error::Other("CMS needs the data, not a digest".into()),
-            )),
-        }
-    }
-    .await;
-    if pin_used {
-        // Its PIN flags may have moved: subscribers hear of it.
-        app.live.check_pin(&cert.token_id);
-    }
-    result.map_err(|f| ApiError::from(f).lang(caller.lang))
-}
-
 /// Sign data or a digest, raw or as CMS SignedData.
 #[utoipa::path(post, path = "/v1/sign", request_body = SignRequestDto,
     responses((status = 200, body = SignatureDto), (status = 400, body = ErrorDto), (status = 401, body = ErrorDto),
@@ -433,129 +216,48 @@ async fn run_signature(
 pub async fn sign(
     State(app): AppState,
     Extension(caller): Extension<Caller>,
-    ApiJson(req): ApiJson<SignRequestDto>,
+    ApiJson(mut req): ApiJson<SignRequestDto>,
 ) -> Result<Json<SignatureDto>, ApiError> {
     let lang = caller.lang;
+    let bad = |detail: String| ApiError::new(Code::BadRequest, detail).lang(lang);
     let hash: HashAlg = req
         .hash
         .as_deref()
         .unwrap_or("sha256")
         .parse()
-        .map_err(|e: String| ApiError::new(Code::BadRequest, e).lang(lang))?;
+        .map_err(bad)?;
     let format = match req.format.as_deref().unwrap_or("raw") {
         "raw" => Format::Raw,
         "cms" => Format::Cms { detached: false },
         "cms-detached" => Format::Cms { detached: true },
-        other => {
-            return Err(ApiError::new(
-                Code::BadRequest,
-                format!("format `{other}`: raw, cms or cms-detached"),
-            )
-            .lang(lang));
-        }
+        other => return Err(bad(format!("format `{other}`: raw, cms or cms-detached"))),
     };
-    let input = match (&req.data, &req.digest) {
-        (Some(d), None) => SignInput::Data(b64("data", d).map_err(|e| e.lang(lang))?),
-        (None, Some(d)) if format == Format::Raw => {
-            SignInput::Digest(b64("digest", d).map_err(|e| e.lang(lang))?)
-        }
-        (None, Some(_)) => {
-            return Err(
-                ApiError::new(Code::BadRequest, "CMS formats sign `data`, not a `digest`")
-                    .lang(lang),
-            );
-        }
-        _ => {
-            return Err(
-                ApiError::new(Code::BadRequest, "give exactly one of `data` and `digest`")
-                    .lang(lang),
-            );
-        }
+    // The base64 text goes as soon as it is decoded (16 MiB of it, at most).
+    let input = match (req.data.take(), req.digest.take()) {
+        (Some(d), None) => SignInput::Data(b64("data", &d).map_err(|e| e.lang(lang))?),
+        (None, Some(d)) => SignInput::Digest(b64("digest", &d).map_err(|e| e.lang(lang))?),
+        _ => return Err(bad("give exactly one of `data` and `digest`".into())),
     };
-    let bytes = match &input {
-        SignInput::Data(d) | SignInput::Digest(d) => d.len(),
+    let job = SignJob {
+        certificate: req.certificate_id,
+        hash,
+        input,
+        format,
     };
-    let audit = AuditRecord {
-        time: String::new(),
-        origin: caller.name().to_string(),
-        operation: "sign".into(),
-        certificate_id: req.certificate_id.clone(),
-        format: format.name().into(),
-        bytes,
-        result: String::new(),
+    let credentials = Credentials {
+        pin: req.pin,
+        force: false,
     };
-    let result = async {
-        input
-            .digest(hash)
-            .map_err(|e| ApiError::new(Code::BadRequest, e.to_string()))?;
-        let (cert, kind) = signer(&app, &req.certificate_id)?;
-        let operation = format!("{}, {bytes} bytes", format.name());
-        let (auth, remember) =
-            authorize(&app, &caller, &cert, req.pin.clone(), operation.clone()).await?;
-        let job = Job {
-            hash,
-            input,
-            format,
-        };
-        let (signature, remember) = match auth {
-            Auth::Session => {
-                match run_signature(&app, &caller, &cert, kind, Auth::Session, job.clone()).await {
-                    // The kept login is gone (a wrong PIN ended it, or the key was
-                    // re-inserted): forget the grant and ask again.
-                    Err(e) if e.code == Code::PinRequired => {
-                        let grant = (caller.name().to_string(), cert.id.clone());
-                        app.remembered
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .remove(&grant);
-                        let (auth, remember) =
-                            authorize(&app, &caller, &cert, None, operation).await?;
-                        (
-                            run_signature(&app, &caller, &cert, kind, auth, job).await?,
-                            remember,
-                        )
-                    }
-                    r => (r?, false),
-                }
-            }
-            auth => (
-                run_signature(&app, &caller, &cert, kind, auth, job).await?,
-                remember,
-            ),
-        };
-        if remember {
-            app.remembered
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert((caller.name().to_string(), cert.id.clone()));
-        }
-        let algorithm = match (format, kind) {
-            (Format::Raw, k) => crate::token::sign::algorithm_name(k, hash),
-            (Format::Cms { .. }, _) => "cms-signed-data".to_string(),
-        };
-        Ok::<_, ApiError>(SignatureDto {
-            signature: B64.encode(&signature),
-            certificate: B64.encode(&cert.der),
-            algorithm,
-        })
-    }
-    .await;
-    audited(&app, audit, result, lang)
-}
-
-/// Record a signing operation's outcome in the audit log, then answer with it.
-fn audited<T>(
-    app: &App,
-    mut audit: AuditRecord,
-    result: Result<T, ApiError>,
-    lang: crate::i18n::Lang,
-) -> Result<Json<T>, ApiError> {
-    audit.result = match &result {
-        Ok(_) => "ok".into(),
-        Err(e) => e.code.as_str().into(),
-    };
-    app.audit.record(audit);
-    result.map(Json).map_err(|e| e.lang(lang))
+    let signed = app
+        .signing
+        .sign(&caller.requester, job, credentials)
+        .await
+        .map_err(|e| ApiError::from(e).lang(lang))?;
+    Ok(Json(SignatureDto {
+        signature: B64.encode(&signed.bytes),
+        certificate: B64.encode(&signed.certificate.der),
+        algorithm: signed.algorithm,
+    }))
 }
 
 /// Prove possession of a certificate's key to a web page, bound to the page's origin.
@@ -569,67 +271,54 @@ pub async fn authenticate(
 ) -> Result<Json<AuthenticationDto>, ApiError> {
     let lang = caller.lang;
     let challenge = b64("challenge", &req.challenge).map_err(|e| e.lang(lang))?;
-    let audit = AuditRecord {
-        time: String::new(),
-        origin: caller.name().to_string(),
-        operation: "authenticate".into(),
-        certificate_id: req.certificate_id.clone(),
-        format: "certray-auth:1".into(),
-        bytes: challenge.len(),
-        result: String::new(),
+    let credentials = Credentials {
+        pin: req.pin,
+        force: false,
     };
-    let result = async {
-        if !(32..=128).contains(&challenge.len()) {
-            return Err(ApiError::new(
-                Code::BadRequest,
-                format!("the challenge is {} bytes; 32–128 needed", challenge.len()),
-            ));
-        }
-        let (cert, kind) = signer(&app, &req.certificate_id)?;
-        // The origin is the browser's Origin header: a page cannot choose what it proves.
-        let origin = caller.name().to_string();
-        let mut message = Sha256::digest(origin.as_bytes()).to_vec();
-        message.extend_from_slice(&Sha256::digest(&challenge));
-        let (auth, _) = authorize(
-            &app,
-            &caller,
-            &cert,
-            req.pin.clone(),
-            format!("authenticate {origin}"),
+    let proof = app
+        .signing
+        .authenticate(
+            &caller.requester,
+            &req.certificate_id,
+            &challenge,
+            credentials,
         )
-        .await?;
-        let job = Job {
-            hash: HashAlg::Sha256,
-            input: SignInput::Data(message),
-            format: Format::Raw,
-        };
-        let signature = run_signature(&app, &caller, &cert, kind, auth, job).await?;
-        Ok(AuthenticationDto {
-            certificate: B64.encode(&cert.der),
-            signature: B64.encode(&signature),
-            algorithm: crate::token::sign::algorithm_name(kind, HashAlg::Sha256),
-            origin,
-            format: "certray-auth:1".into(),
-        })
-    }
-    .await;
-    audited(&app, audit, result, lang)
+        .await
+        .map_err(|e| ApiError::from(e).lang(lang))?;
+    Ok(Json(AuthenticationDto {
+        certificate: B64.encode(&proof.certificate.der),
+        signature: B64.encode(&proof.signature),
+        algorithm: proof.algorithm,
+        origin: proof.origin,
+        format: AUTH_FORMAT.into(),
+    }))
 }
 
 /// Server-Sent Events: one per inventory event (names as in `certray watch --json`), a
 /// keep-alive comment every 15 s.
 #[utoipa::path(get, path = "/v1/events", responses((status = 200, description = "text/event-stream of EventDto", body = EventDto)))]
 pub async fn events(State(app): AppState, Extension(caller): Extension<Caller>) -> Response {
-    let Ok(permit) = app.event_streams.clone().try_acquire_owned() else {
-        let busy = "too many event streams";
-        return error_response(
+    let busy = |what: &str| {
+        error_response(
             StatusCode::SERVICE_UNAVAILABLE,
             Code::Internal,
             caller.lang,
-            busy,
-        );
+            what,
+        )
     };
-    let (_, sub) = app.live.subscribe();
+    // A website's streams are counted too: its tabs cannot take every place.
+    let site = match &caller.requester {
+        Requester::Website(o) => match SiteStream::open(&app, o) {
+            Some(s) => Some(s),
+            None => return busy("too many event streams for this website"),
+        },
+        _ => None,
+    };
+    let Ok(permit) = app.event_streams.clone().try_acquire_owned() else {
+        return busy("too many event streams");
+    };
+    let permit = (permit, site);
+    let (_, sub) = app.live().subscribe();
     let days = app.warning_days;
     let lang = caller.lang;
     let mut stopping = app.stopping.subscribe();
@@ -664,10 +353,41 @@ pub async fn events(State(app): AppState, Extension(caller): Extension<Caller>) 
         .into_response()
 }
 
-/// This API as an OpenAPI 3 document.
-pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    use utoipa::OpenApi as _;
-    Json(ApiDoc::openapi())
+/// One event stream of a website, counted while it is open.
+struct SiteStream {
+    app: Arc<BridgeState>,
+    origin: String,
+}
+
+impl SiteStream {
+    fn open(app: &Arc<BridgeState>, origin: &str) -> Option<SiteStream> {
+        let mut open = app.site_streams.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(origin.to_string()).or_default();
+        if *n >= EVENT_STREAMS_PER_SITE {
+            return None;
+        }
+        *n += 1;
+        Some(SiteStream {
+            app: app.clone(),
+            origin: origin.to_string(),
+        })
+    }
+}
+
+impl Drop for SiteStream {
+    fn drop(&mut self) {
+        let mut open = self
+            .app
+            .site_streams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.origin) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.origin);
+            }
+        }
+    }
 }
 
 /// A method an endpoint does not have (GET on `/v1/sign`): 405 with the error body.

@@ -7,12 +7,13 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 
-use crate::cert::{Certificate, Name};
 use crate::error::Code;
 use crate::i18n::Lang;
-use crate::inventory::{CertEntry, Event, Hint, Inventory};
-use crate::token::registry::format_atr;
-use crate::token::{PinState, TokenInfo};
+use crate::model::event::format_atr;
+use crate::model::{
+    CertEntry, CertRef, Certificate, ChainEnd, Event, Hint, IssuerCheck, IssuerSource,
+    IssuerVerdict, Name, Pin, PinState, Snapshot, Token,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PinDto {
@@ -23,6 +24,10 @@ pub struct PinDto {
     pub final_try: bool,
     pub locked: bool,
     pub to_be_changed: bool,
+    /// Still the factory PIN (SKF keys say so): offer to change it.
+    pub default_pin: bool,
+    /// Tries left before the PIN locks; `null` when the token does not say (PKCS#11).
+    pub tries_left: Option<u32>,
 }
 
 impl From<PinState> for PinDto {
@@ -35,6 +40,8 @@ impl From<PinState> for PinDto {
             final_try: p.final_try,
             locked: p.locked,
             to_be_changed: p.to_be_changed,
+            default_pin: p.default_pin,
+            tries_left: p.tries_left,
         }
     }
 }
@@ -49,6 +56,8 @@ impl From<&PinDto> for PinState {
             final_try: p.final_try,
             locked: p.locked,
             to_be_changed: p.to_be_changed,
+            default_pin: p.default_pin,
+            tries_left: p.tries_left,
         }
     }
 }
@@ -60,24 +69,23 @@ pub struct TokenDto {
     pub manufacturer: String,
     pub model: String,
     pub serial: String,
+    /// The library (PKCS#11 module) that serves it.
     pub module: String,
-    pub slot: u64,
     pub pin: PinDto,
     /// The token holds a seal image (签章图片). The bytes are not part of this shape: they
     /// can be large and most clients never show them.
     pub has_seal: bool,
 }
 
-impl From<&TokenInfo> for TokenDto {
-    fn from(t: &TokenInfo) -> Self {
+impl From<&Token> for TokenDto {
+    fn from(t: &Token) -> Self {
         TokenDto {
-            id: t.id.clone(),
+            id: t.id.to_string(),
             label: t.label.clone(),
             manufacturer: t.manufacturer.clone(),
             model: t.model.clone(),
             serial: t.serial.clone(),
-            module: t.module.display().to_string(),
-            slot: t.slot,
+            module: t.location.library.display().to_string(),
             pin: t.pin.into(),
             has_seal: t.seal.is_some(),
         }
@@ -120,15 +128,184 @@ pub struct KeyDto {
     pub curve: Option<String>,
 }
 
+/// The Chinese identifiers a certificate carries. Each named value passed its check (GB
+/// 32100 for a USCC, GB 11643 for an ID number, GB 11714 for an organisation code); a value
+/// that failed it is in `unverified`, never in the named fields.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct IdsDto {
+    /// 统一社会信用代码, only with a right check character.
     pub uscc: Option<String>,
+    /// `true` when `uscc` is set; `false` when the certificate claims a USCC but none of
+    /// the values has a right check character (`uscc` is then `null` and the values are in
+    /// `unverified`); `null` when it claims none.
     pub uscc_valid: Option<bool>,
     pub taxpayer_id: Option<String>,
     pub org_code: Option<String>,
     pub business_reg_no: Option<String>,
     pub personal_id: Option<String>,
     pub bjca_unique_id: Option<String>,
+    /// The CA's own number for the holder, from a CFCA (`051@name@N5101…@1`) or MCSCA
+    /// (`1765…@name@01@012`) common name.
+    pub ca_user_id: Option<String>,
+    /// Values that claim to be an identifier but fail its check (未验证的标识), in the order
+    /// found.
+    pub unverified: Vec<UnverifiedIdDto>,
+}
+
+/// A value that failed the check of the identifier it was read as.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UnverifiedIdDto {
+    pub value: String,
+    /// What it was read as: `uscc`, `personal_id`, `org_code`, `taxpayer_id`,
+    /// `business_reg_no`.
+    pub kind: String,
+    /// Where it was read: `extension <OID>`, `extension <OID> after SF`, `subject
+    /// serialNumber`, …
+    pub source: String,
+}
+
+/// Whether a certificate's signature verifies with its issuer's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IssuerStatusDto {
+    /// The issuer's key made the signature (颁发者已验证).
+    Verified,
+    /// The issuer was found but its key did not make the signature: the certificate was
+    /// altered or forged (签名无效).
+    SignatureInvalid,
+    /// No issuer certificate on the tokens, in `[trust] ca_paths` or in the system's CA
+    /// store (无法验证颁发者).
+    IssuerNotFound,
+    /// The issuer was found, but its key or the signature algorithm is one certray does not
+    /// verify.
+    Unsupported,
+}
+
+impl From<IssuerVerdict> for IssuerStatusDto {
+    fn from(v: IssuerVerdict) -> Self {
+        match v {
+            IssuerVerdict::Verified => IssuerStatusDto::Verified,
+            IssuerVerdict::SignatureInvalid => IssuerStatusDto::SignatureInvalid,
+            IssuerVerdict::IssuerNotFound => IssuerStatusDto::IssuerNotFound,
+            IssuerVerdict::Unsupported => IssuerStatusDto::Unsupported,
+        }
+    }
+}
+
+/// Where an issuer's certificate was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IssuerSourceDto {
+    /// The certificate itself: it is self-signed.
+    #[serde(rename = "self")]
+    Itself,
+    /// On a token (its id is then listed by `/v1/certificates`).
+    Token,
+    /// The system's CA store.
+    System,
+    /// The CA files of the configuration's `[trust] ca_paths`.
+    CaPaths,
+    /// Another certificate file given to `certray inspect`.
+    Files,
+}
+
+impl From<IssuerSource> for IssuerSourceDto {
+    fn from(s: IssuerSource) -> Self {
+        match s {
+            IssuerSource::Itself => IssuerSourceDto::Itself,
+            IssuerSource::Token => IssuerSourceDto::Token,
+            IssuerSource::System => IssuerSourceDto::System,
+            IssuerSource::CaPaths => IssuerSourceDto::CaPaths,
+            IssuerSource::Files => IssuerSourceDto::Files,
+        }
+    }
+}
+
+/// `issuer_verified`: the certificate's signature checked with its issuer's key. It says
+/// only that the issuer made the certificate, nothing of dates or revocation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct IssuerVerifiedDto {
+    pub status: IssuerStatusDto,
+    /// The issuer's certificate id (`c-` + 16 hex chars of its SHA-256) when an issuer was
+    /// found (whatever the status), else `null`.
+    pub issuer_id: Option<String>,
+    /// The issuer's subject DN (RFC 4514) when one was found, else `null`.
+    pub issuer_subject: Option<String>,
+    /// Where the issuer was found, else `null`.
+    pub issuer_source: Option<IssuerSourceDto>,
+}
+
+/// Why a chain ends where it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChainEndDto {
+    /// A self-signed root that verifies: every link verified.
+    Root,
+    IssuerNotFound,
+    SignatureInvalid,
+    Unsupported,
+    /// The last certificate's issuer is already in the chain.
+    Loop,
+    /// Longer than certray follows (8 certificates).
+    TooLong,
+}
+
+impl From<ChainEnd> for ChainEndDto {
+    fn from(e: ChainEnd) -> Self {
+        match e {
+            ChainEnd::Root => ChainEndDto::Root,
+            ChainEnd::IssuerNotFound => ChainEndDto::IssuerNotFound,
+            ChainEnd::SignatureInvalid => ChainEndDto::SignatureInvalid,
+            ChainEnd::Unsupported => ChainEndDto::Unsupported,
+            ChainEnd::Loop => ChainEndDto::Loop,
+            ChainEnd::TooLong => ChainEndDto::TooLong,
+        }
+    }
+}
+
+/// One certificate of a chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ChainCertDto {
+    pub id: String,
+    pub subject: String,
+    /// Where it was found (`token` for the certificate itself).
+    pub source: IssuerSourceDto,
+    /// Its own signature checked with the next certificate's key (its own, for a root).
+    pub status: IssuerStatusDto,
+}
+
+/// The certificate and the issuers above it, as far as each verified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ChainDto {
+    pub end: ChainEndDto,
+    /// The certificate first, its root (when found) last.
+    pub certificates: Vec<ChainCertDto>,
+}
+
+impl IssuerVerifiedDto {
+    fn new(c: &IssuerCheck) -> IssuerVerifiedDto {
+        IssuerVerifiedDto {
+            status: c.verdict.into(),
+            issuer_id: c.issuer.as_ref().map(|i| i.id.to_string()),
+            issuer_subject: c.issuer.as_ref().map(|i| i.subject.clone()),
+            issuer_source: c.issuer.as_ref().map(|i| i.source.into()),
+        }
+    }
+}
+
+impl ChainDto {
+    fn new(c: &IssuerCheck) -> ChainDto {
+        let link = |r: &CertRef, v: IssuerVerdict| ChainCertDto {
+            id: r.id.to_string(),
+            subject: r.subject.clone(),
+            source: r.source.into(),
+            status: v.into(),
+        };
+        ChainDto {
+            end: c.chain_end.into(),
+            certificates: c.chain.iter().map(|l| link(&l.cert, l.verdict)).collect(),
+        }
+    }
 }
 
 /// A certificate as every interface shows it. For an object that does not parse, only
@@ -139,7 +316,13 @@ pub struct CertificateDto {
     pub id: String,
     pub token_id: String,
     pub label: String,
+    /// The holder (证书持有者) as the CA's own helper names it: the CN, with CFCA/MCSCA
+    /// `@` wrappers taken apart.
     pub owner: Option<String>,
+    /// The holder's organisation: subject O unless it is the issuing CA's or RA's own name.
+    pub organization: Option<String>,
+    /// `person` or `organization`, when the certificate says; else `null`.
+    pub holder_kind: Option<String>,
     pub subject: Option<NameDto>,
     pub issuer: Option<NameDto>,
     pub serial: Option<String>,
@@ -153,7 +336,14 @@ pub struct CertificateDto {
     pub key_usage: Vec<String>,
     pub extended_key_usage: Vec<String>,
     pub ids: IdsDto,
-    pub has_private_key: bool,
+    /// `null` when the token shows its private keys only after login (登录后确认): the
+    /// certificate is offered for signing and the key is looked up after the PIN.
+    pub has_private_key: Option<bool>,
+    /// The signature checked with the issuer's key; `null` when not checked (an object
+    /// that does not parse).
+    pub issuer_verified: Option<IssuerVerifiedDto>,
+    /// The chain above the certificate; `null` when not checked.
+    pub chain: Option<ChainDto>,
     pub error: Option<String>,
 }
 
@@ -167,10 +357,12 @@ impl CertificateDto {
         match &e.parsed {
             Ok(c) => CertificateDto::parsed(e, c, now, warning_days),
             Err(err) => CertificateDto {
-                id: e.id.clone(),
-                token_id: e.token_id.clone(),
+                id: e.id.to_string(),
+                token_id: e.token_id.to_string(),
                 label: e.label.clone(),
                 owner: None,
+                organization: None,
+                holder_kind: None,
                 subject: None,
                 issuer: None,
                 serial: None,
@@ -184,7 +376,9 @@ impl CertificateDto {
                 key_usage: Vec::new(),
                 extended_key_usage: Vec::new(),
                 ids: IdsDto::default(),
-                has_private_key: e.has_private_key,
+                has_private_key: e.has_private_key.known(),
+                issuer_verified: None,
+                chain: None,
                 error: Some(err.to_string()),
             },
         }
@@ -196,11 +390,14 @@ impl CertificateDto {
         now: OffsetDateTime,
         warning_days: u32,
     ) -> CertificateDto {
+        let holder = c.holder();
         CertificateDto {
-            id: e.id.clone(),
-            token_id: e.token_id.clone(),
+            id: e.id.to_string(),
+            token_id: e.token_id.to_string(),
             label: e.label.clone(),
-            owner: Some(c.owner()),
+            owner: Some(holder.name),
+            organization: holder.organization,
+            holder_kind: holder.kind.map(|k| k.as_str().to_string()),
             subject: Some((&c.subject).into()),
             issuer: Some((&c.issuer).into()),
             serial: Some(c.serial.clone()),
@@ -225,8 +422,21 @@ impl CertificateDto {
                 business_reg_no: c.ids.business_reg_no.clone(),
                 personal_id: c.ids.personal_id.clone(),
                 bjca_unique_id: c.ids.bjca_unique_id.clone(),
+                ca_user_id: c.ids.ca_user_id.clone(),
+                unverified: c
+                    .ids
+                    .unverified
+                    .iter()
+                    .map(|u| UnverifiedIdDto {
+                        value: u.value.clone(),
+                        kind: u.kind.as_str().to_string(),
+                        source: u.source.clone(),
+                    })
+                    .collect(),
             },
-            has_private_key: e.has_private_key,
+            has_private_key: e.has_private_key.known(),
+            issuer_verified: e.issuer.as_ref().map(IssuerVerifiedDto::new),
+            chain: e.issuer.as_ref().map(ChainDto::new),
             error: None,
         }
     }
@@ -240,13 +450,13 @@ pub struct ListDto {
 }
 
 impl ListDto {
-    pub fn from_inventory(inv: &Inventory, now: OffsetDateTime) -> ListDto {
+    pub fn new(snapshot: &Snapshot, now: OffsetDateTime, warning_days: u32) -> ListDto {
         ListDto {
-            tokens: inv.tokens().iter().map(TokenDto::from).collect(),
-            certificates: inv
-                .certificates()
+            tokens: snapshot.tokens.iter().map(TokenDto::from).collect(),
+            certificates: snapshot
+                .certificates
                 .iter()
-                .map(|c| CertificateDto::new(c, now, inv.warning_days()))
+                .map(|c| CertificateDto::new(c, now, warning_days))
                 .collect(),
         }
     }
@@ -379,17 +589,17 @@ impl EventDto {
                 certificates: certs(certificates),
             },
             Event::TokenRemoved { token_id } => EventDto::TokenRemoved {
-                token_id: token_id.clone(),
+                token_id: token_id.to_string(),
             },
             Event::CertificatesChanged {
                 token_id,
                 certificates,
             } => EventDto::CertificatesChanged {
-                token_id: token_id.clone(),
+                token_id: token_id.to_string(),
                 certificates: certs(certificates),
             },
             Event::PinStateChanged { token_id, pin } => EventDto::PinStateChanged {
-                token_id: token_id.clone(),
+                token_id: token_id.to_string(),
                 pin: (*pin).into(),
             },
         }
@@ -441,8 +651,9 @@ pub struct CertificateWithPemDto {
     pub pem: String,
 }
 
-/// `POST /v1/sign`: exactly one of `data` and `digest`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+/// `POST /v1/sign`: exactly one of `data` and `digest`. Read only (never written back), so
+/// its PIN is a secret from the moment it is parsed.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignRequestDto {
     pub certificate_id: String,
@@ -452,7 +663,7 @@ pub struct SignRequestDto {
     /// base64 of a precomputed digest (`raw` format only).
     #[serde(default)]
     pub digest: Option<String>,
-    /// sha256 (default), sha1, sha384, sha512.
+    /// sha256 (default), sha1, sha384, sha512, sm3 (SM2 keys sign sm3 only and need it).
     #[serde(default)]
     pub hash: Option<String>,
     /// raw (default), cms, cms-detached.
@@ -460,30 +671,33 @@ pub struct SignRequestDto {
     pub format: Option<String>,
     /// Only from local programs and `[bridge] page_pin_origins`.
     #[serde(default)]
-    pub pin: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub pin: Option<Pin>,
 }
 
-/// `POST /v1/authenticate`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+/// `POST /v1/authenticate`. Read only, like [`SignRequestDto`].
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthenticateRequestDto {
     pub certificate_id: String,
     /// base64 of 32–128 random bytes chosen by the server that checks the proof.
     pub challenge: String,
     #[serde(default)]
-    pub pin: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub pin: Option<Pin>,
 }
 
-/// The proof of `POST /v1/authenticate`: a signature over SHA-256(origin) ‖ SHA-256(challenge).
+/// The proof of `POST /v1/authenticate`: a signature over `"certray-auth:2\n"` ‖
+/// SHA-256(origin) ‖ SHA-256(challenge) (README, "The authentication proof").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AuthenticationDto {
     /// base64 DER of the certificate.
     pub certificate: String,
-    /// base64 signature (PKCS#1 v1.5 or DER ECDSA, SHA-256).
+    /// base64 signature (PKCS#1 v1.5 or DER ECDSA with SHA-256, DER SM2 with SM3).
     pub signature: String,
     pub algorithm: String,
     /// The origin that was proven: the request's Origin header, or `local`.
     pub origin: String,
-    /// `certray-auth:1`.
+    /// `certray-auth:2`.
     pub format: String,
 }

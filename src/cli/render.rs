@@ -2,9 +2,12 @@
 
 use super::Failure;
 use super::table::Table;
-use crate::bridge::wire::{CertificateDto, EventDto, ListDto, NameDto, TokenDto};
+use crate::bridge::wire::{
+    CertificateDto, EventDto, IssuerStatusDto, IssuerVerifiedDto, ListDto, NameDto, TokenDto,
+};
 use crate::i18n::Lang;
-use crate::token::PinState;
+use crate::model::{KeyPresence, PinState};
+use crate::text::{self, status_name, usages};
 
 /// `错误 [CODE]: message` / `提示: hint` / `详情: detail`.
 pub fn failure(f: &Failure, lang: Lang) -> String {
@@ -15,7 +18,7 @@ pub fn failure(f: &Failure, lang: Lang) -> String {
         f.code.message(lang)
     );
     if let Some(pin) = f.pin {
-        s.push_str(&format!("\n{}", pin_state_line(pin, lang)));
+        s.push_str(&format!("\n{}", pin.describe(lang)));
     }
     s.push_str(&format!(
         "\n{}: {}",
@@ -28,96 +31,6 @@ pub fn failure(f: &Failure, lang: Lang) -> String {
     s
 }
 
-/// The allowed PIN length, as CA helpers phrase it.
-pub fn pin_range(p: PinState, lang: Lang) -> String {
-    if p.max_len == 0 {
-        format!(
-            "{}{}",
-            p.min_len,
-            lang.pick(" 个字符以上，区分大小写", "+ characters, case sensitive")
-        )
-    } else {
-        format!(
-            "{}–{}{}",
-            p.min_len,
-            p.max_len,
-            lang.pick(" 个字符，区分大小写", " characters, case sensitive")
-        )
-    }
-}
-
-/// One line: state and length range, e.g. `PIN：正常 · 6–16 个字符，区分大小写`.
-pub fn pin_state_line(p: PinState, lang: Lang) -> String {
-    format!(
-        "PIN{}{} · {}",
-        lang.pick("：", ": "),
-        pin_flags(p, lang),
-        pin_range(p, lang)
-    )
-}
-
-fn pin_flags(p: PinState, lang: Lang) -> String {
-    let mut flags = Vec::new();
-    if p.locked {
-        flags.push(lang.pick("已锁定", "locked"));
-    } else if p.final_try {
-        flags.push(lang.pick("仅剩最后一次机会", "final try"));
-    } else if p.count_low {
-        flags.push(lang.pick("曾输错，剩余次数不多", "count low"));
-    }
-    if !p.initialized {
-        flags.push(lang.pick("未设置", "not initialized"));
-    }
-    if p.to_be_changed {
-        flags.push(lang.pick("需修改", "must be changed"));
-    }
-    if flags.is_empty() {
-        flags.push(lang.pick("正常", "ok"));
-    }
-    flags.join(lang.pick("，", ", "))
-}
-
-pub fn status_name(status: &str, lang: Lang) -> &'static str {
-    match status {
-        "valid" => lang.pick("有效", "valid"),
-        "expiring" => lang.pick("即将过期", "expiring"),
-        "expired" => lang.pick("已过期", "expired"),
-        "not_yet_valid" => lang.pick("尚未生效", "not yet valid"),
-        _ => lang.pick("无法解析", "invalid"),
-    }
-}
-
-/// Usage names in the user's language, joined; `-` for none.
-pub fn usages(names: &[String], lang: Lang) -> String {
-    if names.is_empty() {
-        return "-".into();
-    }
-    let names: Vec<String> = names.iter().map(|u| usage_name(u, lang)).collect();
-    names.join(lang.pick("、", ", "))
-}
-
-pub fn usage_name(u: &str, lang: Lang) -> String {
-    let zh = match u {
-        "digitalSignature" => "数字签名",
-        "nonRepudiation" => "不可否认",
-        "keyEncipherment" => "密钥加密",
-        "dataEncipherment" => "数据加密",
-        "keyAgreement" => "密钥协商",
-        "keyCertSign" => "签发证书",
-        "cRLSign" => "签发CRL",
-        "encipherOnly" => "仅加密",
-        "decipherOnly" => "仅解密",
-        "serverAuth" => "服务器认证",
-        "clientAuth" => "客户端认证",
-        "codeSigning" => "代码签名",
-        "emailProtection" => "安全邮件",
-        "timeStamping" => "时间戳",
-        "OCSPSigning" => "OCSP签名",
-        other => other,
-    };
-    lang.pick(zh, u).to_string()
-}
-
 fn date(rfc3339: &Option<String>) -> String {
     rfc3339
         .as_deref()
@@ -127,6 +40,25 @@ fn date(rfc3339: &Option<String>) -> String {
 
 fn opt(s: &Option<String>) -> String {
     s.clone().unwrap_or_else(|| "-".into())
+}
+
+/// The JSON name of a wire enum (`verified`, `ca_paths`, …).
+fn wire_name<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// The issuer check in words; `None` when the certificate was not checked.
+fn issuer_line(v: &Option<IssuerVerifiedDto>, lang: Lang) -> Option<String> {
+    let v = v.as_ref()?;
+    let source = v.issuer_source.as_ref().map(wire_name);
+    Some(text::issuer_line(
+        &wire_name(&v.status),
+        source.as_deref(),
+        lang,
+    ))
 }
 
 fn issuer_name(n: &Option<NameDto>) -> String {
@@ -172,7 +104,7 @@ pub fn list(list: &ListDto, lang: Lang) -> String {
                 tok.model.clone(),
                 tok.serial.clone(),
                 n.to_string(),
-                pin_flags((&tok.pin).into(), lang),
+                PinState::from(&tok.pin).flags_text(lang),
                 tok.module.clone(),
             ]);
         }
@@ -189,7 +121,8 @@ pub fn list(list: &ListDto, lang: Lang) -> String {
     }
     let mut t = Table::new(&[
         lang.pick("证书编号", "Certificate ID"),
-        lang.pick("所有者", "Owner"),
+        text::HOLDER.pick(lang),
+        text::ORGANIZATION.pick(lang),
         lang.pick("统一社会信用代码", "USCC"),
         lang.pick("序列号", "Serial"),
         lang.pick("颁发者", "Issuer"),
@@ -201,16 +134,17 @@ pub fn list(list: &ListDto, lang: Lang) -> String {
         lang.pick("密钥编号", "Token ID"),
     ]);
     for c in &list.certificates {
+        // A USCC is named only when its check character is right; a claimed one that is
+        // not is an unverified identifier, never shown as a USCC.
         let uscc = match (&c.ids.uscc, c.ids.uscc_valid) {
-            (Some(u), Some(false)) => {
-                format!("{u} {}", lang.pick("(校验位错误)", "(bad check digit)"))
-            }
             (Some(u), _) => u.clone(),
+            (None, Some(false)) => format!("- ({})", text::UNVERIFIED_ID.pick(lang)),
             (None, _) => "-".into(),
         };
         t.row(vec![
             c.id.clone(),
             c.owner.clone().unwrap_or_else(|| c.label.clone()),
+            opt(&c.organization),
             uscc,
             opt(&c.serial),
             issuer_name(&c.issuer),
@@ -224,15 +158,25 @@ pub fn list(list: &ListDto, lang: Lang) -> String {
                 .unwrap_or_else(|| "-".into()),
             status_name(&c.status, lang).to_string(),
             usages(&c.key_usage, lang),
-            lang.pick(
-                if c.has_private_key { "有" } else { "无" },
-                if c.has_private_key { "yes" } else { "no" },
-            )
-            .to_string(),
+            KeyPresence::from(c.has_private_key).text(lang).to_string(),
             c.token_id.clone(),
         ]);
     }
     out.push_str(&t.render());
+    // Flagged, not hidden: a certificate whose issuer's key did not make its signature.
+    let invalid = |c: &&CertificateDto| {
+        c.issuer_verified
+            .as_ref()
+            .is_some_and(|v| v.status == IssuerStatusDto::SignatureInvalid)
+    };
+    for c in list.certificates.iter().filter(invalid) {
+        out.push_str(&format!(
+            "{}{} {}\n",
+            lang.pick("注：", "Note: "),
+            c.id,
+            issuer_line(&c.issuer_verified, lang).unwrap_or_default()
+        ));
+    }
     for c in list.certificates.iter().filter(|c| c.error.is_some()) {
         out.push_str(&format!(
             "{}{} {}: {}\n",
@@ -255,33 +199,40 @@ pub fn certificate(c: &CertificateDto, token: Option<&TokenDto>, lang: Lang) -> 
             .unwrap_or_else(|| "-".into())
     };
     let subject = c.subject.clone().unwrap_or_default();
+    rows.push((text::HOLDER.pick(lang), opt(&c.owner)));
+    if let Some(k) = &c.holder_kind {
+        rows.push((
+            lang.pick("持有者类型", "Holder kind"),
+            text::holder_kind(k, lang).into(),
+        ));
+    }
     rows.extend([
-        (lang.pick("所有者", "Owner"), opt(&c.owner)),
+        (text::ORGANIZATION.pick(lang), opt(&c.organization)),
         (lang.pick("通用名", "Common name"), opt(&subject.cn)),
-        (lang.pick("单位", "Organisation"), opt(&subject.o)),
         (lang.pick("部门", "Unit"), opt(&subject.ou)),
         (lang.pick("统一社会信用代码", "USCC"), opt(&c.ids.uscc)),
     ]);
-    if let Some(v) = c.ids.uscc_valid {
-        rows.push((
-            lang.pick("校验位", "Check digit"),
-            lang.pick(
-                if v { "正确" } else { "错误" },
-                if v { "correct" } else { "wrong" },
-            )
-            .into(),
-        ));
-    }
     for (zh, en, v) in [
         ("纳税人识别号", "Taxpayer ID", &c.ids.taxpayer_id),
         ("组织机构代码", "Organisation code", &c.ids.org_code),
         ("工商注册号", "Business reg. no.", &c.ids.business_reg_no),
         ("身份证号", "Personal ID", &c.ids.personal_id),
         ("BJCA 用户唯一标识", "BJCA unique ID", &c.ids.bjca_unique_id),
+        ("CA 用户编号", "CA user number", &c.ids.ca_user_id),
     ] {
         if v.is_some() {
             rows.push((lang.pick(zh, en), opt(v)));
         }
+    }
+    for u in &c.ids.unverified {
+        rows.push((
+            text::UNVERIFIED_ID.pick(lang),
+            format!(
+                "{} [{}]",
+                text::unverified_id(&u.value, &u.kind, lang),
+                u.source
+            ),
+        ));
     }
     rows.extend([
         (lang.pick("主题", "Subject"), name(&c.subject)),
@@ -300,6 +251,38 @@ pub fn certificate(c: &CertificateDto, token: Option<&TokenDto>, lang: Lang) -> 
             status_name(&c.status, lang).into(),
         ),
     ]);
+    if let Some(line) = issuer_line(&c.issuer_verified, lang) {
+        let not_found = c
+            .issuer_verified
+            .as_ref()
+            .is_some_and(|v| v.status == IssuerStatusDto::IssuerNotFound);
+        let hint = if not_found {
+            lang.pick(
+                "（可在配置文件 [trust] ca_paths 中加入 CA 的证书链）",
+                " (add the CA's chain to [trust] ca_paths in the config)",
+            )
+        } else {
+            ""
+        };
+        rows.push((text::ISSUER_CHECK.pick(lang), format!("{line}{hint}")));
+    }
+    if let Some(chain) = &c.chain {
+        for (i, link) in chain.certificates.iter().enumerate() {
+            let value = if i == 0 {
+                link.subject.clone()
+            } else {
+                format!(
+                    "← {}{}{}{}",
+                    link.subject,
+                    lang.pick("（", " ("),
+                    text::found_in(&wire_name(&link.source), lang),
+                    lang.pick("）", ")")
+                )
+            };
+            rows.push((if i == 0 { text::CHAIN.pick(lang) } else { "" }, value));
+        }
+        rows.push(("", text::chain_end(&wire_name(&chain.end), lang).into()));
+    }
     if let Some(k) = &c.key {
         let mut s = k.algorithm.to_uppercase();
         if let Some(b) = k.bits {
@@ -324,11 +307,7 @@ pub fn certificate(c: &CertificateDto, token: Option<&TokenDto>, lang: Lang) -> 
     ));
     rows.push((
         lang.pick("私钥", "Private key"),
-        lang.pick(
-            if c.has_private_key { "有" } else { "无" },
-            if c.has_private_key { "yes" } else { "no" },
-        )
-        .into(),
+        KeyPresence::from(c.has_private_key).text(lang).into(),
     ));
     rows.push(("SHA-256", c.sha256.clone()));
     rows.push((lang.pick("对象标签", "Object label"), c.label.clone()));
@@ -440,7 +419,7 @@ pub fn event(e: &EventDto, lang: Lang) -> String {
             format!(
                 "{} {token_id} · {}",
                 lang.pick("PIN 状态变化", "PIN state changed"),
-                pin_state_line(pin.into(), lang)
+                PinState::from(pin).describe(lang)
             )
         }
         EventDto::Resync { missed } => format!(

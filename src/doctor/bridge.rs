@@ -177,7 +177,7 @@ fn dechunk(mut body: &str) -> String {
 /// The process listening on TCP `port` (Linux: `/proc/net/tcp{,6}` gives the socket's inode,
 /// `/proc/PID/fd` the process that holds it). Other users' processes are not visible unless
 /// we are root; then there is no owner to name.
-fn port_owner(port: u16) -> Option<Owner> {
+pub(super) fn port_owner(port: u16) -> Option<Owner> {
     if !cfg!(target_os = "linux") {
         return None;
     }

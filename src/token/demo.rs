@@ -161,7 +161,8 @@ fn provision(ctx: &Pkcs11) -> Result<(), Error> {
     let issuer = Issuer::from_params(&ca_params, &ca_key);
     let now = OffsetDateTime::now_utc();
 
-    // An RSA signing certificate valid for a year, as CAs issue them.
+    // An enterprise 一证通 signing certificate (CN the company), RSA, valid for a year, as CAs
+    // issue them.
     let rsa = generate(
         &session,
         &Mechanism::RsaPkcsKeyPairGen,
@@ -170,7 +171,7 @@ fn provision(ctx: &Pkcs11) -> Result<(), Error> {
     )?;
     let rsa_pub = rsa_public(&session, rsa)?;
     let params = leaf_params(
-        "张三",
+        ORGANISATION,
         now - Duration::days(10),
         now + Duration::days(355),
         0x1001,
@@ -178,9 +179,10 @@ fn provision(ctx: &Pkcs11) -> Result<(), Error> {
     let cert = params
         .signed_by(&rsa_pub, &issuer)
         .map_err(|e| fail("sign RSA certificate", e))?;
-    store_cert(&session, cert.der(), &[1], "张三 RSA 签名证书")?;
+    store_cert(&session, cert.der(), &[1], "一证通 RSA 签名证书")?;
 
-    // An EC certificate that expires in 45 days: the product's expiry warnings show on it.
+    // A staff certificate of the same company (CN the person), EC, that expires in 45 days:
+    // the product's expiry warnings show on it.
     let ec = generate(&session, &Mechanism::EccKeyPairGen, ec_templates(), &[2])?;
     let ec_pub = ec_public(&session, ec)?;
     let params = leaf_params(

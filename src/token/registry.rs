@@ -48,13 +48,7 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
     hex::decode(&digits).map_err(|e| format!("`{text}`: {e}"))
 }
 
-/// Upper-case hex with spaces, as PC/SC tools print ATRs.
-pub fn format_atr(atr: &[u8]) -> String {
-    atr.iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+pub use crate::model::event::format_atr;
 
 /// The card table: configured entries, then built-in ones.
 #[derive(Debug, Clone)]

@@ -1,5 +1,5 @@
 //! What the UI may ask of the rest of certray: the live inventory (state, events, PIN
-//! commands), the bridge's website approvals, and a few settings. Every PIN command
+//! commands), the website approvals, and a few settings. Every PIN command
 //! blocks on the token: call it from a worker thread, never from a frame.
 //!
 //! The daemon's [`Backend`] answers from the inventory itself. The dialogs see it through
@@ -9,11 +9,12 @@
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use crate::bridge::App;
+use crate::core::{self, Approvals, Live, Subscription};
 use crate::error::Code;
 use crate::i18n::Lang;
-use crate::inventory::{self, CertEntry, Live, Snapshot, Subscription};
-use crate::token::{Pin, PinState, TokenInfo};
+use crate::model::TokenId;
+use crate::model::{CertEntry, Snapshot};
+use crate::model::{Pin, PinState, Token};
 
 /// A PIN command the token (or the inventory) refused: its user-facing code and, when the
 /// token reported one, the PIN state it is in now.
@@ -33,8 +34,8 @@ impl Refusal {
     }
 }
 
-impl From<inventory::Error> for Refusal {
-    fn from(e: inventory::Error) -> Refusal {
+impl From<core::Error> for Refusal {
+    fn from(e: core::Error) -> Refusal {
         Refusal {
             code: e.code(),
             pin_state: e.pin_state(),
@@ -52,15 +53,15 @@ pub trait Services: Send + Sync {
     fn certificate(&self, id: &str) -> Option<CertEntry> {
         self.snapshot().certificate(id).cloned()
     }
-    fn token(&self, id: &str) -> Option<TokenInfo> {
+    fn token(&self, id: &str) -> Option<Token> {
         self.snapshot().token(id).cloned()
     }
     /// Blocking: reads the token.
-    fn pin_state(&self, token_id: &str) -> Result<PinState, Refusal>;
+    fn pin_state(&self, token_id: &TokenId) -> Result<PinState, Refusal>;
     /// Blocking: talks to the token. `force` lets the final try be used.
     fn change_pin(
         &self,
-        token_id: &str,
+        token_id: &TokenId,
         old: Pin,
         new: Pin,
         force: bool,
@@ -68,7 +69,7 @@ pub trait Services: Send + Sync {
     /// Blocking: talks to the token.
     fn unlock(
         &self,
-        token_id: &str,
+        token_id: &TokenId,
         so_pin: Pin,
         new: Pin,
         force: bool,
@@ -85,7 +86,7 @@ pub trait Services: Send + Sync {
 /// The UI's one handle on certray.
 pub struct Backend {
     live: Arc<Live>,
-    bridge: Option<Arc<App>>,
+    approvals: Option<Arc<Approvals>>,
     lang: RwLock<Lang>,
     warning_days: u32,
     /// The bridge's check page, `http://127.0.0.1:PORT/`.
@@ -99,7 +100,8 @@ pub struct Backend {
 
 /// How to build a [`Backend`].
 pub struct BackendOptions {
-    pub bridge: Option<Arc<App>>,
+    /// Who may use the certificates (the daemon's), when websites can ask at all.
+    pub approvals: Option<Arc<Approvals>>,
     pub lang: Lang,
     pub warning_days: u32,
     pub check_page: Option<String>,
@@ -111,7 +113,7 @@ impl Backend {
     pub fn new(live: Arc<Live>, o: BackendOptions) -> Arc<Backend> {
         Arc::new(Backend {
             live,
-            bridge: o.bridge,
+            approvals: o.approvals,
             lang: RwLock::new(o.lang),
             warning_days: o.warning_days,
             check_page: o.check_page,
@@ -168,13 +170,13 @@ impl Services for Backend {
         self.live.snapshot()
     }
 
-    fn pin_state(&self, token_id: &str) -> Result<PinState, Refusal> {
+    fn pin_state(&self, token_id: &TokenId) -> Result<PinState, Refusal> {
         Ok(self.live.pin_state(token_id)?)
     }
 
     fn change_pin(
         &self,
-        token_id: &str,
+        token_id: &TokenId,
         old: Pin,
         new: Pin,
         force: bool,
@@ -184,7 +186,7 @@ impl Services for Backend {
 
     fn unlock(
         &self,
-        token_id: &str,
+        token_id: &TokenId,
         so_pin: Pin,
         new: Pin,
         force: bool,
@@ -193,9 +195,9 @@ impl Services for Backend {
     }
 
     fn origins(&self) -> (Vec<String>, Vec<String>) {
-        match &self.bridge {
-            Some(app) => {
-                let (r, s) = app.consents.list();
+        match &self.approvals {
+            Some(approvals) => {
+                let (r, s) = approvals.list();
                 (r.into_iter().collect(), s.into_iter().collect())
             }
             None => Default::default(),
@@ -203,8 +205,8 @@ impl Services for Backend {
     }
 
     fn revoke_origin(&self, origin: &str) -> std::io::Result<bool> {
-        match &self.bridge {
-            Some(app) => app.revoke_origin(origin),
+        match &self.approvals {
+            Some(approvals) => approvals.revoke(origin),
             None => Ok(false),
         }
     }

@@ -12,10 +12,11 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, mpsc};
 
-use crate::bridge::{ConsentAnswer, PinAnswer};
+use crate::core::{ConsentAnswer, PinAnswer};
 use crate::i18n::Lang;
-use crate::inventory::Snapshot;
-use crate::token::{Pin, PinState};
+use crate::model::Snapshot;
+use crate::model::TokenId;
+use crate::model::{Pin, PinState};
 
 use super::backend::{self, Refusal, Services};
 use super::dialogs::{DialogRequest, RemoteReply, Reply};
@@ -213,6 +214,13 @@ impl Remote {
                     remote: self.clone(),
                 })),
             },
+            Request::PagePinConsent { origin } => DialogRequest::PagePinConsent {
+                origin,
+                reply: Reply::remote(Box::new(Back {
+                    seq,
+                    remote: self.clone(),
+                })),
+            },
             Request::Pin { request } => DialogRequest::Pin {
                 request,
                 reply: Reply::remote(Box::new(Back {
@@ -247,21 +255,21 @@ impl Services for Remote {
             .clone()
     }
 
-    fn pin_state(&self, token_id: &str) -> Result<PinState, Refusal> {
+    fn pin_state(&self, token_id: &TokenId) -> Result<PinState, Refusal> {
         self.pin_call(Call::PinState {
-            token_id: token_id.to_string(),
+            token_id: token_id.clone(),
         })
     }
 
     fn change_pin(
         &self,
-        token_id: &str,
+        token_id: &TokenId,
         old: Pin,
         new: Pin,
         force: bool,
     ) -> Result<PinState, Refusal> {
         self.pin_call(Call::ChangePin {
-            token_id: token_id.to_string(),
+            token_id: token_id.clone(),
             old: WirePin(old),
             new: WirePin(new),
             force,
@@ -270,13 +278,13 @@ impl Services for Remote {
 
     fn unlock(
         &self,
-        token_id: &str,
+        token_id: &TokenId,
         so_pin: Pin,
         new: Pin,
         force: bool,
     ) -> Result<PinState, Refusal> {
         self.pin_call(Call::Unlock {
-            token_id: token_id.to_string(),
+            token_id: token_id.clone(),
             so_pin: WirePin(so_pin),
             new: WirePin(new),
             force,

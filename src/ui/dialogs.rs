@@ -13,8 +13,9 @@ use std::sync::Arc;
 
 use eframe::egui;
 
-use crate::bridge::{ConsentAnswer, PinAnswer, PinRequest};
+use crate::core::{ConsentAnswer, PinAnswer, PinRequest};
 use crate::i18n::Lang;
+use crate::model::{CertId, TokenId};
 
 use super::backend::Services;
 use super::notify::Notifier;
@@ -43,15 +44,21 @@ pub use pin_prompt::PinPrompt;
 #[derive(Debug)]
 pub enum DialogRequest {
     /// The certificate card (证书信息): on insertion and from the tray menu.
-    Card { cert_id: String },
+    Card { cert_id: CertId },
     /// 查看证书: every field, identifier and fingerprint, copyable.
-    Details { cert_id: String },
+    Details { cert_id: CertId },
     /// 修改密码.
-    ChangePin { token_id: String },
+    ChangePin { token_id: TokenId },
     /// 解锁: admin PIN or unlock code, new PIN.
-    Unlock { token_id: String },
+    Unlock { token_id: TokenId },
     /// The bridge asks whether a website may use the certificates.
     Consent {
+        origin: String,
+        reply: Reply<ConsentAnswer>,
+    },
+    /// The bridge asks whether a website may collect the key's PIN itself (a CA helper's
+    /// protocol, BJCA's XTX).
+    PagePinConsent {
         origin: String,
         reply: Reply<ConsentAnswer>,
     },
@@ -193,6 +200,9 @@ pub fn build(request: DialogRequest, backend: &Arc<dyn Services>) -> Option<Box<
             Box::new(PinDialog::new(&**backend, &token_id, PinAction::Unlock)?)
         }
         DialogRequest::Consent { origin, reply } => Box::new(Consent::new(origin, reply)),
+        DialogRequest::PagePinConsent { origin, reply } => {
+            Box::new(Consent::page_pin(origin, reply))
+        }
         DialogRequest::Pin { request, reply } => Box::new(PinPrompt::new(request, reply)),
         DialogRequest::Doctor => Box::new(Doctor::new(backend)),
         DialogRequest::Origins => Box::new(Origins::new()),
@@ -211,7 +221,7 @@ pub fn build(request: DialogRequest, backend: &Arc<dyn Services>) -> Option<Box<
 
 impl PickThen {
     /// The request for the picked token.
-    pub fn request(self, token_id: String) -> DialogRequest {
+    pub fn request(self, token_id: TokenId) -> DialogRequest {
         match self {
             PickThen::ChangePin => DialogRequest::ChangePin { token_id },
             PickThen::Unlock => DialogRequest::Unlock { token_id },

@@ -22,10 +22,11 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::bridge::{ConsentAnswer, PinAnswer, PinRequest};
+use crate::core;
+use crate::core::{ConsentAnswer, PinAnswer, PinRequest};
 use crate::i18n::Lang;
-use crate::inventory::{self, CertEntry, Reader, Snapshot};
-use crate::token::{CertObject, Pin, PinState, Seal, TokenInfo};
+use crate::model::{CertEntry, CertId, IssuerCheck, Location, Reader, Snapshot, TokenId};
+use crate::model::{CertObject, KeyPresence, Pin, PinState, Seal, Token};
 
 use super::backend::Refusal;
 use super::dialogs::{DialogRequest, PickThen};
@@ -36,6 +37,12 @@ use super::notify::Notice;
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Down {
     /// What the dialogs show and need; first thing sent, then after every change.
+    ///
+    /// The whole state, not the inventory's events: it is read from the inventory when
+    /// sent, so it is right whatever the process missed (started late, lagged, a language
+    /// change), and sending it twice does no harm. Events are rare and the process lives
+    /// only while a window is open; [`WireSnapshot::into_snapshot`] keeps it from parsing a
+    /// certificate twice.
     State(Box<State>),
     /// Show a window. `seq` counts from 1; a prompt's answer comes back with it.
     Open { seq: u64, request: Request },
@@ -86,11 +93,12 @@ pub struct State {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Request {
-    Card { cert_id: String },
-    Details { cert_id: String },
-    ChangePin { token_id: String },
-    Unlock { token_id: String },
+    Card { cert_id: CertId },
+    Details { cert_id: CertId },
+    ChangePin { token_id: TokenId },
+    Unlock { token_id: TokenId },
     Consent { origin: String },
+    PagePinConsent { origin: String },
     Pin { request: PinRequest },
     Doctor,
     Origins,
@@ -108,6 +116,10 @@ impl Request {
             DialogRequest::Consent { origin, reply } => {
                 (Request::Consent { origin }, Some(Prompted::Consent(reply)))
             }
+            DialogRequest::PagePinConsent { origin, reply } => (
+                Request::PagePinConsent { origin },
+                Some(Prompted::Consent(reply)),
+            ),
             DialogRequest::Pin { request, reply } => {
                 (Request::Pin { request }, Some(Prompted::Pin(reply)))
             }
@@ -153,16 +165,16 @@ impl Prompted {
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Call {
     PinState {
-        token_id: String,
+        token_id: TokenId,
     },
     ChangePin {
-        token_id: String,
+        token_id: TokenId,
         old: WirePin,
         new: WirePin,
         force: bool,
     },
     Unlock {
-        token_id: String,
+        token_id: TokenId,
         so_pin: WirePin,
         new: WirePin,
         force: bool,
@@ -251,7 +263,7 @@ struct WireReader {
 
 #[derive(Debug, Serialize, Deserialize)]
 struct WireToken {
-    id: String,
+    id: TokenId,
     label: String,
     manufacturer: String,
     model: String,
@@ -272,13 +284,16 @@ struct WireSeal {
 
 #[derive(Debug, Serialize, Deserialize)]
 struct WireCert {
-    token_id: String,
+    token_id: TokenId,
     label: String,
     #[serde(with = "b64")]
     key_id: Vec<u8>,
     #[serde(with = "b64")]
     der: Vec<u8>,
-    has_private_key: bool,
+    has_private_key: KeyPresence,
+    /// The inventory's issuer check: it depends on what else is on the tokens and in the
+    /// CA files, which the dialog process does not see.
+    issuer: Option<IssuerCheck>,
 }
 
 /// The seal formats a token scan names.
@@ -304,8 +319,8 @@ impl WireSnapshot {
                     manufacturer: t.manufacturer.clone(),
                     model: t.model.clone(),
                     serial: t.serial.clone(),
-                    module: t.module.clone(),
-                    slot: t.slot,
+                    module: t.location.library.clone(),
+                    slot: t.location.slot,
                     pin: t.pin,
                     so_pin: t.so_pin,
                     seal: t.seal.as_ref().map(|s| WireSeal {
@@ -323,6 +338,7 @@ impl WireSnapshot {
                     key_id: c.key_id.clone(),
                     der: c.der.clone(),
                     has_private_key: c.has_private_key,
+                    issuer: c.issuer.clone(),
                 })
                 .collect(),
         }
@@ -345,14 +361,16 @@ impl WireSnapshot {
                         .map_or_else(|| Arc::new(s.bytes), |p| p.bytes.clone());
                     Some(Seal { format, bytes })
                 });
-                TokenInfo {
+                Token {
                     id: t.id,
                     label: t.label,
                     manufacturer: t.manufacturer,
                     model: t.model,
                     serial: t.serial,
-                    module: t.module,
-                    slot: t.slot,
+                    location: Location {
+                        library: t.module,
+                        slot: t.slot,
+                    },
                     pin: t.pin,
                     so_pin: t.so_pin,
                     seal,
@@ -371,14 +389,20 @@ impl WireSnapshot {
                         && p.has_private_key == c.has_private_key
                 });
                 match same {
-                    Some(p) => p.clone(),
-                    None => inventory::entry(CertObject {
-                        token_id: c.token_id,
-                        label: c.label,
-                        key_id: c.key_id,
-                        der: c.der,
-                        has_private_key: c.has_private_key,
-                    }),
+                    Some(p) => CertEntry {
+                        issuer: c.issuer,
+                        ..p.clone()
+                    },
+                    None => CertEntry {
+                        issuer: c.issuer,
+                        ..core::entry(CertObject {
+                            token_id: c.token_id,
+                            label: c.label,
+                            key_id: c.key_id,
+                            der: c.der,
+                            has_private_key: c.has_private_key,
+                        })
+                    },
                 }
             })
             .collect::<Vec<CertEntry>>();
@@ -452,7 +476,11 @@ pub fn write(w: &mut impl Write, message: &impl Serialize) -> io::Result<()> {
 pub struct LineReader<R> {
     inner: R,
     buf: Zeroizing<Vec<u8>>,
+    /// The unread bytes are `buf[start..end]`.
     start: usize,
+    /// `buf[start..scanned]` holds no newline: the next search starts at `scanned`, so a long
+    /// line arriving in small reads is scanned once, not again after every read.
+    scanned: usize,
     end: usize,
 }
 
@@ -462,6 +490,7 @@ impl<R: Read> LineReader<R> {
             inner,
             buf: Zeroizing::new(vec![0; 64 * 1024]),
             start: 0,
+            scanned: 0,
             end: 0,
         }
     }
@@ -470,24 +499,27 @@ impl<R: Read> LineReader<R> {
     /// `InvalidData` error (the line is skipped: the next call reads the one after it).
     pub fn read<T: DeserializeOwned>(&mut self) -> io::Result<Option<T>> {
         loop {
-            if let Some(i) = self.buf[self.start..self.end]
+            if let Some(i) = self.buf[self.scanned..self.end]
                 .iter()
                 .position(|b| *b == b'\n')
             {
-                let line = self.start..self.start + i;
+                let line = self.start..self.scanned + i;
                 let parsed = serde_json::from_slice(&self.buf[line.clone()]);
                 self.buf[line.start..=line.end].zeroize();
                 self.start = line.end + 1;
+                self.scanned = self.start;
                 return parsed
                     .map(Some)
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e));
             }
+            self.scanned = self.end;
             // Make room: move what is left to the front, or grow.
             if self.start > 0 {
                 let len = self.end - self.start;
                 self.buf.copy_within(self.start..self.end, 0);
                 self.buf[len..self.end].zeroize();
                 self.start = 0;
+                self.scanned = len;
                 self.end = len;
             }
             if self.end == self.buf.len() {
@@ -602,6 +634,80 @@ mod tests {
         assert!(r.read::<Up>().unwrap().is_none());
     }
 
+    /// A reader that hands out its bytes in chunks of the given sizes, in turn.
+    struct Chunks {
+        bytes: Vec<u8>,
+        at: usize,
+        sizes: &'static [usize],
+        turn: usize,
+    }
+
+    impl Read for Chunks {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            let want = self.sizes[self.turn % self.sizes.len()];
+            self.turn += 1;
+            let n = out.len().min(want).min(self.bytes.len() - self.at);
+            out[..n].copy_from_slice(&self.bytes[self.at..self.at + n]);
+            self.at += n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn lines_cut_anywhere_come_back_whole_and_leave_nothing_behind() {
+        // Calls with PINs between lines of growing length (up to a few times the buffer),
+        // read a byte at a time, in odd sizes, and as much as fits.
+        let mut bytes = Vec::new();
+        for id in 0..24u64 {
+            let old = format!("{:06}", 100_000 + id);
+            let call = Up::Call {
+                id,
+                call: Call::ChangePin {
+                    token_id: "t-1".into(),
+                    old: WirePin(Pin::from(old.as_str())),
+                    new: WirePin(Pin::from("246802")),
+                    force: false,
+                },
+            };
+            write(&mut bytes, &call).unwrap();
+            let error = "y".repeat(id as usize * 9_973);
+            write(&mut bytes, &Up::Failed { error }).unwrap();
+        }
+        let sizes: [&'static [usize]; 4] = [&[1], &[2, 5, 11, 4093], &[64 * 1024], &[usize::MAX]];
+        for sizes in sizes {
+            let mut r = LineReader::new(Chunks {
+                bytes: bytes.clone(),
+                at: 0,
+                sizes,
+                turn: 0,
+            });
+            for id in 0..24u64 {
+                match r.read::<Up>().unwrap() {
+                    Some(Up::Call {
+                        id: got,
+                        call: Call::ChangePin { old, .. },
+                    }) => {
+                        assert_eq!(got, id, "reads of {sizes:?}");
+                        assert_eq!(old.0.expose_secret(), format!("{:06}", 100_000 + id));
+                    }
+                    other => panic!("not call {id} (reads of {sizes:?}): {other:?}"),
+                }
+                match r.read::<Up>().unwrap() {
+                    Some(Up::Failed { error }) => {
+                        assert_eq!(error.len(), id as usize * 9_973, "reads of {sizes:?}")
+                    }
+                    other => panic!("not line {id}'s long one (reads of {sizes:?}): {other:?}"),
+                }
+            }
+            assert!(r.read::<Up>().unwrap().is_none());
+            // Every line was wiped once parsed, and what moved was wiped where it was.
+            assert!(
+                r.buf.iter().all(|b| *b == 0),
+                "bytes left in the buffer (reads of {sizes:?})"
+            );
+        }
+    }
+
     #[test]
     fn a_line_that_does_not_parse_is_skipped_with_an_error() {
         let mut bytes = b"{\"type\":\"nonsense\"}\n".to_vec();
@@ -632,14 +738,16 @@ mod tests {
             name: "Virtual PCD 00 00".into(),
             atr: Some(vec![0x3b, 0x80]),
         });
-        snap.tokens.push(TokenInfo {
+        snap.tokens.push(Token {
             id: "t-1".into(),
             label: "云杉".into(),
             manufacturer: "SoftHSM".into(),
             model: "SoftHSM v2".into(),
             serial: "1234".into(),
-            module: "/usr/lib/softhsm/libsofthsm2.so".into(),
-            slot: 3,
+            location: crate::model::Location {
+                library: "/usr/lib/softhsm/libsofthsm2.so".into(),
+                slot: 3,
+            },
             pin: PinState {
                 min_len: 6,
                 max_len: 16,
@@ -653,13 +761,18 @@ mod tests {
                 bytes: Arc::new(vec![0x89, b'P', b'N', b'G']),
             }),
         });
-        snap.certificates.push(inventory::entry(CertObject {
+        snap.certificates.push(core::entry(CertObject {
             token_id: "t-1".into(),
             label: "sign".into(),
             key_id: vec![1, 2],
             der,
-            has_private_key: true,
+            has_private_key: true.into(),
         }));
+        // The issuer check crosses as the inventory made it (the dialog process cannot
+        // redo it: it sees neither the other tokens nor the CA files).
+        let checks = core::Trust::none().check_all(&snap.certificates);
+        snap.certificates[0].issuer = checks[0].clone();
+        assert!(snap.certificates[0].issuer.is_some());
 
         let line = serde_json::to_string(&WireSnapshot::new(&snap)).unwrap();
         let first: WireSnapshot = serde_json::from_str(&line).unwrap();
@@ -669,6 +782,7 @@ mod tests {
         assert_eq!(back.readers[0].atr, snap.readers[0].atr);
         let (a, b) = (&back.certificates[0], &snap.certificates[0]);
         assert_eq!((&a.id, &a.sha256, &a.der), (&b.id, &b.sha256, &b.der));
+        assert_eq!(a.issuer, b.issuer);
         assert_eq!(
             a.parsed.as_ref().unwrap().serial,
             b.parsed.as_ref().unwrap().serial

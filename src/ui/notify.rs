@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use crate::cert::Status;
 use crate::i18n::Lang;
-use crate::inventory::CertEntry;
+use crate::model::CertEntry;
 
 /// What to tell the user.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -260,7 +260,7 @@ fn show(notice: &Notice, lang: Lang) -> Result<(), notify_rust::error::Error> {
     let mut n = notify_rust::Notification::new();
     n.appname(lang.pick("证书助手", "certray"))
         .summary(notice.summary(lang))
-        .body(&notice.body(lang))
+        .body(&plain_body(&notice.body(lang)))
         // The app icon the packages install in the hicolor theme.
         .icon("certray")
         .timeout(notify_rust::Timeout::Milliseconds(SHOW_MS));
@@ -271,6 +271,25 @@ fn show(notice: &Notice, lang: Lang) -> Result<(), notify_rust::error::Error> {
         notify_rust::Urgency::Normal
     });
     n.show().map(|_| ())
+}
+
+/// The body as plain text whatever the service does with it: names come from certificates
+/// and tokens (a hostile token may name itself `<a href=…>` or `<img src=…>`), so where the
+/// service reads markup (the `body-markup` capability) every markup character is an entity,
+/// and control characters are escaped everywhere.
+fn plain_body(body: &str) -> String {
+    #[cfg(all(unix, not(target_os = "macos")))]
+    {
+        // Unknown capabilities: escape as if markup were read (an entity shown literally is
+        // better than a link a token chose).
+        let markup = notify_rust::get_capabilities()
+            .map(|caps| caps.iter().any(|c| c == "body-markup"))
+            .unwrap_or(true);
+        if markup {
+            return crate::text::escape_markup(body);
+        }
+    }
+    crate::text::escape_control(body)
 }
 
 /// Days-left thresholds at which an expiring certificate is announced, largest first.
@@ -440,14 +459,15 @@ mod tests {
             ..Certificate::sample(datetime!(2025-01-01 00:00 UTC), NOT_AFTER)
         };
         CertEntry {
-            id: crate::cert::id_from_sha256(&sha256),
+            id: crate::model::CertId::from_sha256(&sha256),
             sha256,
             token_id: "t".into(),
             label: "k".into(),
             key_id: vec![1],
             der: Vec::new(),
-            has_private_key: true,
+            has_private_key: true.into(),
             parsed: Ok(cert),
+            issuer: None,
         }
     }
 
@@ -538,7 +558,7 @@ mod tests {
     #[test]
     fn unparsed_and_not_yet_valid_are_skipped() {
         let mut bad = entry("坏", 'c');
-        bad.parsed = Err(crate::cert::Error::NotACertificate("x".into()));
+        bad.parsed = Err(crate::model::Unreadable { reason: "x".into() });
         let mut m = ExpiryMemory::open(None);
         assert_eq!(m.due(&[bad], at(5), 90), vec![]);
         let early = entry("早", 'd');

@@ -7,6 +7,11 @@
 //! inventory ([`Dialogs::refresh`]), passes requests and the bridge's prompts on, and does
 //! what the dialogs ask (PIN commands on worker threads, so one slow token holds nothing
 //! else up). Messages go over [`super::link`].
+//!
+//! [`Dialogs::stop`] ends it all and waits: the pipe is closed (the dialog process exits
+//! when it is, open windows and all), the process gets [`EXIT_GRACE`] to do so before it is
+//! killed, and the reader and PIN-command threads are joined, so that once `stop` returns
+//! nothing here holds the [`Backend`] (and the inventory behind it) any more.
 
 use std::collections::HashMap;
 use std::io;
@@ -15,7 +20,7 @@ use std::process::{ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::backend::{Backend, Services};
 use super::dialogs::DialogRequest;
@@ -28,9 +33,12 @@ const PROMPT_CHECK: Duration = Duration::from_millis(250);
 /// Dialog processes that may end without ever showing a window before windows are given
 /// up for this session.
 const CRASHES_TOLERATED: u32 = 3;
+/// How long a dialog process has to exit once its pipe is closed at [`Dialogs::stop`]
+/// before it is killed.
+pub const EXIT_GRACE: Duration = Duration::from_secs(2);
 
 /// Opens windows in the dialog process. Cheap to clone; the `dialogs` thread (and the
-/// process) ends when the last clone is dropped.
+/// process) ends at [`Dialogs::stop`], or when the last clone is dropped.
 #[derive(Clone)]
 pub struct Dialogs {
     inner: Arc<Inner>,
@@ -38,8 +46,10 @@ pub struct Dialogs {
 
 struct Inner {
     tx: Mutex<mpsc::Sender<Event>>,
-    /// False once windows turned out impossible (no display, no OpenGL).
+    /// False once windows turned out impossible (no display, no OpenGL), and after `stop`.
     running: Arc<AtomicBool>,
+    /// The `dialogs` thread, until [`Dialogs::stop`] joins it.
+    thread: Mutex<Option<thread::JoinHandle<()>>>,
 }
 
 impl Drop for Inner {
@@ -57,7 +67,8 @@ enum Event {
     Refresh,
     /// From dialog process number `.0`.
     Up(u64, Up),
-    Ended(u64, io::Result<ExitStatus>),
+    /// Dialog process number `.0` closed its end of the pipe: it is exiting.
+    Eof(u64),
     Stop,
 }
 
@@ -84,20 +95,41 @@ impl Dialogs {
             events: tx.clone(),
             running: running.clone(),
             child: None,
+            leaving: Vec::new(),
+            workers: Vec::new(),
             generation: 0,
             next_seq: 0,
             prompts: HashMap::new(),
             crashes: 0,
         };
-        thread::Builder::new()
+        let thread = thread::Builder::new()
             .name("dialogs".into())
             .spawn(move || manager.run(rx))?;
         Ok(Dialogs {
             inner: Arc::new(Inner {
                 tx: Mutex::new(tx),
                 running,
+                thread: Mutex::new(Some(thread)),
             }),
         })
+    }
+
+    /// Close every window and end the dialog process (killed when it has not exited within
+    /// [`EXIT_GRACE`]), wait for the PIN commands under way, and join the `dialogs` thread.
+    /// Windows cannot be opened afterwards; a prompt still open is answered as refused or
+    /// cancelled. Returns at once when already stopped.
+    pub fn stop(&self) {
+        self.inner.running.store(false, Ordering::SeqCst);
+        self.send(Event::Stop);
+        let thread = self
+            .inner
+            .thread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(t) = thread {
+            let _ = t.join();
+        }
     }
 
     /// Ask for a window; false when no window can be shown (the request is dropped, so a
@@ -122,14 +154,51 @@ impl Dialogs {
     }
 }
 
-/// The dialog process that runs now.
+/// A dialog process.
 struct Child {
     generation: u64,
-    stdin: Arc<Mutex<ChildStdin>>,
+    /// `None` once let go: closing the pipe ends the process. Shared with the PIN-command
+    /// threads that answer on it; whoever writes late finds it closed.
+    stdin: Arc<Mutex<Option<ChildStdin>>>,
+    process: std::process::Child,
+    /// Reads its messages until it exits.
+    reader: thread::JoinHandle<()>,
     /// Requests sent to it; it is done once it has taken them all and its window closed.
     sent: u64,
     /// It has shown (or is showing) a window: not a crash at start-up.
     idled: bool,
+}
+
+impl Child {
+    /// Close the pipe: the process exits (with any window still open).
+    fn let_go(&self) {
+        self.stdin.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
+    /// Reap the process, which has closed its end of the pipe (it is exiting), and its
+    /// reader.
+    fn reap(mut self) -> io::Result<ExitStatus> {
+        self.let_go();
+        let status = self.process.wait();
+        let _ = self.reader.join();
+        status
+    }
+
+    /// Kill the process, which did not exit in time, and reap it. Its reader ends when the
+    /// pipe closes: joined when it has, else left to end on its own (it holds nothing but
+    /// the pipe; a process of the dialog process's own could keep that open).
+    fn kill(mut self) {
+        tracing::warn!(
+            generation = self.generation,
+            "the dialog process did not exit when let go; killed"
+        );
+        self.let_go();
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+        if self.reader.is_finished() {
+            let _ = self.reader.join();
+        }
+    }
 }
 
 struct Manager {
@@ -140,6 +209,10 @@ struct Manager {
     events: mpsc::Sender<Event>,
     running: Arc<AtomicBool>,
     child: Option<Child>,
+    /// Processes let go whose exit has not been seen yet.
+    leaving: Vec<Child>,
+    /// PIN commands under way (joined at stop: they hold the backend).
+    workers: Vec<thread::JoinHandle<()>>,
     generation: u64,
     next_seq: u64,
     /// The bridge's prompts shown now, by the `seq` they were opened with.
@@ -174,13 +247,43 @@ impl Manager {
                 }
                 Some(Event::Up(g, m)) if self.is_current(g) => self.up(m),
                 Some(Event::Up(..)) => {}
-                Some(Event::Ended(g, status)) => self.ended(g, status),
+                Some(Event::Eof(g)) => self.ended(g),
             }
             self.forget_abandoned_prompts();
         }
-        // Closing the pipe ends the process; its dialogs' prompts answer "deny" as they drop.
-        self.child = None;
+        self.shut_down(&rx);
+    }
+
+    /// Let every process go and wait for it (up to [`EXIT_GRACE`], then kill it), and wait
+    /// for the PIN commands under way. The dialogs' prompts answer "deny" / "cancelled" as
+    /// they drop.
+    fn shut_down(&mut self, rx: &mpsc::Receiver<Event>) {
+        self.running.store(false, Ordering::SeqCst);
         self.prompts.clear();
+        self.let_go();
+        let deadline = Instant::now() + EXIT_GRACE;
+        while !self.leaving.is_empty() {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(Event::Eof(g)) => self.ended(g),
+                // Too late for anything else: a window asked for now is refused as it drops.
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        for child in self.leaving.drain(..) {
+            child.kill();
+        }
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+    }
+
+    /// Close the current process's pipe; it exits and is reaped when its reader says so.
+    fn let_go(&mut self) {
+        if let Some(c) = self.child.take() {
+            c.let_go();
+            self.leaving.push(c);
+        }
     }
 
     fn is_current(&self, generation: u64) -> bool {
@@ -206,7 +309,7 @@ impl Manager {
         if let Some(c) = &mut self.child {
             c.sent += 1;
         }
-        // A broken pipe means the process is ending; `Ended` will say so and clean up.
+        // A broken pipe means the process is ending; `Eof` will say so and clean up.
         self.send(&Down::Open { seq, request });
     }
 
@@ -220,24 +323,38 @@ impl Manager {
         super::no_console(&mut cmd);
         let mut process = cmd.spawn()?;
         let (Some(stdin), Some(stdout)) = (process.stdin.take(), process.stdout.take()) else {
+            let _ = process.kill();
+            let _ = process.wait();
             return Err(io::Error::other("the dialog process has no pipes"));
         };
         self.generation += 1;
         let generation = self.generation;
         let events = self.events.clone();
-        thread::Builder::new()
+        let spawned = thread::Builder::new()
             .name("dialogs-read".into())
             .spawn(move || {
+                // Until the process exits; messages after the `dialogs` thread ended are
+                // not read (the process is being let go).
                 LineReader::new(stdout).for_each("the dialog process", |m: Up| {
                     events.send(Event::Up(generation, m)).is_ok()
                 });
-                let status = process.wait();
-                let _ = events.send(Event::Ended(generation, status));
-            })?;
+                let _ = events.send(Event::Eof(generation));
+            });
+        let reader = match spawned {
+            Ok(r) => r,
+            Err(e) => {
+                drop(stdin);
+                let _ = process.kill();
+                let _ = process.wait();
+                return Err(e);
+            }
+        };
         tracing::debug!(generation, "dialog process started");
         self.child = Some(Child {
             generation,
-            stdin: Arc::new(Mutex::new(stdin)),
+            stdin: Arc::new(Mutex::new(Some(stdin))),
+            process,
+            reader,
             sent: 0,
             idled: false,
         });
@@ -277,14 +394,14 @@ impl Manager {
                     if received == c.sent {
                         // Nothing left to show: closing the pipe ends the process.
                         tracing::debug!(generation = c.generation, "dialog process done");
-                        self.child = None;
+                        self.let_go();
                     }
                 }
             }
             Up::Failed { error } => {
                 tracing::error!(error = %error, "cannot open windows; dialogs are off");
                 self.running.store(false, Ordering::SeqCst);
-                self.child = None;
+                self.let_go();
                 // No one could be asked, as when headless.
                 for (_, p) in self.prompts.drain() {
                     p.send(link::Answer::Unavailable);
@@ -295,7 +412,7 @@ impl Manager {
 
     /// Do what a dialog asked. PIN commands wait on the token, so they run on a thread of
     /// their own and answer from there.
-    fn call(&self, id: u64, call: Call) {
+    fn call(&mut self, id: u64, call: Call) {
         let Some(c) = &self.child else { return };
         let stdin = c.stdin.clone();
         let reply = move |result: CallResult| write(&stdin, &Down::Result { id, result });
@@ -314,6 +431,7 @@ impl Manager {
             )),
             pin => {
                 let backend = self.backend.clone();
+                self.workers.retain(|w| !w.is_finished());
                 let spawned = thread::Builder::new()
                     .name("dialogs-pin".into())
                     .spawn(move || {
@@ -334,23 +452,30 @@ impl Manager {
                             Call::Origins | Call::RevokeOrigin { .. } => unreachable!(),
                         }))
                     });
-                if let Err(e) = spawned {
+                match spawned {
+                    Ok(worker) => self.workers.push(worker),
                     // The dialog waits for an answer it will not get; its process ends
                     // with the daemon at the latest.
-                    tracing::error!(error = %e, "cannot start a PIN command thread");
+                    Err(e) => tracing::error!(error = %e, "cannot start a PIN command thread"),
                 }
             }
         }
     }
 
-    fn ended(&mut self, generation: u64, status: io::Result<ExitStatus>) {
-        if !self.is_current(generation) {
+    /// Dialog process `generation` is exiting: reap it. The current one ending is a crash
+    /// (or windows failing to open).
+    fn ended(&mut self, generation: u64) {
+        if let Some(i) = self.leaving.iter().position(|c| c.generation == generation) {
+            let status = self.leaving.swap_remove(i).reap();
             tracing::debug!(generation, ?status, "dialog process ended");
             return;
         }
-        let shown = self.child.as_ref().is_some_and(|c| c.idled);
+        let Some(child) = self.child.take_if(|c| c.generation == generation) else {
+            return;
+        };
+        let shown = child.idled;
+        let status = child.reap();
         tracing::warn!(generation, ?status, "the dialog process ended unexpectedly");
-        self.child = None;
         // Their dialogs are gone: the waiting pages get "deny" / "cancelled".
         self.prompts.clear();
         if !shown {
@@ -377,10 +502,12 @@ impl Manager {
     }
 }
 
-/// Write to the dialog process. A failure means it is ending, which its reader reports.
-fn write(stdin: &Mutex<ChildStdin>, message: &Down) {
+/// Write to the dialog process. A failure means it is ending, which its reader reports;
+/// a process let go is not written to.
+fn write(stdin: &Mutex<Option<ChildStdin>>, message: &Down) {
     let mut w = stdin.lock().unwrap_or_else(|e| e.into_inner());
-    if let Err(e) = link::write(&mut *w, message) {
+    let Some(w) = w.as_mut() else { return };
+    if let Err(e) = link::write(w, message) {
         tracing::debug!(error = %e, "cannot write to the dialog process");
     }
 }

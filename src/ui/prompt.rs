@@ -2,7 +2,7 @@
 
 use futures_util::future::BoxFuture;
 
-use crate::bridge::{ConsentAnswer, PinAnswer, PinRequest, Prompt};
+use crate::core::{ConsentAnswer, ConsentKind, PinAnswer, PinRequest, Prompt};
 
 use super::dialogs::{DialogRequest, Reply};
 use super::process::Dialogs;
@@ -21,10 +21,19 @@ impl UiPrompt {
 
 impl Prompt for UiPrompt {
     fn consent<'a>(&'a self, origin: &'a str) -> BoxFuture<'a, ConsentAnswer> {
+        self.consent_kind(origin, ConsentKind::Certificates)
+    }
+
+    fn consent_kind<'a>(
+        &'a self,
+        origin: &'a str,
+        kind: ConsentKind,
+    ) -> BoxFuture<'a, ConsentAnswer> {
         let (reply, answer) = oneshot::async_channel();
-        let open = self.host.open(DialogRequest::Consent {
-            origin: origin.to_string(),
-            reply: Reply::new(reply),
+        let (origin, reply) = (origin.to_string(), Reply::new(reply));
+        let open = self.host.open(match kind {
+            ConsentKind::Certificates => DialogRequest::Consent { origin, reply },
+            ConsentKind::PagePin => DialogRequest::PagePinConsent { origin, reply },
         });
         Box::pin(async move {
             if !open {

@@ -7,8 +7,10 @@ use time::OffsetDateTime;
 
 use crate::cert::{Certificate, Status};
 use crate::i18n::Lang;
-use crate::inventory::{CertEntry, Snapshot};
-use crate::token::{PinState, TokenInfo};
+use crate::model::CertId;
+use crate::model::{CertEntry, Snapshot};
+use crate::model::{PinState, Token};
+use crate::text;
 
 use super::icons::IconState;
 
@@ -23,6 +25,8 @@ pub struct Options {
     pub autostart: bool,
     /// Whether the bridge serves a check page to open.
     pub check_page: bool,
+    /// Whether the config turns on the BJCA-compatible endpoint (`[xtx] enabled`).
+    pub xtx: bool,
 }
 
 /// The tray at one moment.
@@ -62,7 +66,7 @@ pub enum Entry {
 pub enum Action {
     /// Open the certificate card.
     Card {
-        cert_id: String,
+        cert_id: CertId,
     },
     /// 修改密码…: pick the token, then change its PIN.
     ChangePin,
@@ -78,6 +82,8 @@ pub enum Action {
     Lang(Lang),
     /// Flip 开机自动启动.
     Autostart,
+    /// Flip `[xtx] enabled` (the BJCA-compatible endpoint; from the next start).
+    Xtx,
     Quit,
 }
 
@@ -94,6 +100,7 @@ impl Action {
             Action::Lang(Lang::ZhCn) => "lang:zh-CN".into(),
             Action::Lang(Lang::En) => "lang:en".into(),
             Action::Autostart => "autostart".into(),
+            Action::Xtx => "xtx".into(),
             Action::Quit => "quit".into(),
         }
     }
@@ -101,7 +108,7 @@ impl Action {
     pub fn from_id(id: &str) -> Option<Action> {
         if let Some(cert_id) = id.strip_prefix("card:") {
             return Some(Action::Card {
-                cert_id: cert_id.to_string(),
+                cert_id: CertId::new(cert_id),
             });
         }
         Some(match id {
@@ -113,6 +120,7 @@ impl Action {
             "lang:zh-CN" => Action::Lang(Lang::ZhCn),
             "lang:en" => Action::Lang(Lang::En),
             "autostart" => Action::Autostart,
+            "xtx" => Action::Xtx,
             "quit" => Action::Quit,
             _ => return None,
         })
@@ -147,7 +155,21 @@ pub fn tray(snapshot: &Snapshot, o: &Options) -> TrayView {
             Action::CheckPage,
             o.check_page,
         ),
-        item("已授权网站…", "Approved websites…", Action::Origins, true),
+        Entry::Item {
+            label: format!("{}…", text::APPROVED_WEBSITES.pick(lang)),
+            action: Action::Origins,
+            enabled: true,
+        },
+        Entry::Check {
+            label: lang
+                .pick(
+                    "BJCA 兼容接口（证书应用环境，重启后生效）",
+                    "BJCA-compatible endpoint (from the next start)",
+                )
+                .to_string(),
+            action: Action::Xtx,
+            checked: o.xtx,
+        },
         Entry::Separator,
         Entry::Submenu {
             // Both names: someone stuck in a language they cannot read still finds it.
@@ -204,10 +226,12 @@ pub fn state(snapshot: &Snapshot, o: &Options) -> IconState {
 /// certificate stored next to them must not turn the icon red), or all of them on a token
 /// that pairs none with a key. Unparsable objects never count.
 fn relevant(certs: &[CertEntry]) -> Vec<Certificate> {
-    let keyed = certs.iter().any(|c| c.has_private_key && c.parsed.is_ok());
+    let keyed = certs
+        .iter()
+        .any(|c| c.has_private_key.may_sign() && c.parsed.is_ok());
     certs
         .iter()
-        .filter(|c| c.has_private_key || !keyed)
+        .filter(|c| c.has_private_key.may_sign() || !keyed)
         .filter_map(|c| c.parsed.as_ref().ok().cloned())
         .collect()
 }
@@ -240,7 +264,7 @@ pub fn summary(snapshot: &Snapshot, o: &Options) -> String {
     let what = if let Some(t) = locked {
         format!("{} · {}", t.label, lang.pick("密码已锁定", "PIN locked"))
     } else if let Some(c) = expired {
-        format!("{} · {}", c.owner(), lang.pick("已过期", "expired"))
+        format!("{} · {}", c.owner(), status_name(Status::Expired, lang))
     } else if let Some(c) = soonest {
         format!("{} · {}", c.owner(), days_left(c.days_left(o.now), lang))
     } else if certs.is_empty() {
@@ -250,6 +274,11 @@ pub fn summary(snapshot: &Snapshot, o: &Options) -> String {
             .to_string()
     };
     format!("{count} · {what}")
+}
+
+/// `已过期`, `尚未生效`: the words every front end uses ([`text::status_name`]).
+fn status_name(s: Status, lang: Lang) -> &'static str {
+    text::status_name(s.as_str(), lang)
 }
 
 /// `剩余 45 天` / `45 days left`.
@@ -263,7 +292,7 @@ fn days_left(days: i64, lang: Lang) -> String {
 }
 
 /// `测试密钥（SoftHSM v2）` with its certificates, and its PIN when something is wrong.
-fn token_menu(token: &TokenInfo, certs: &[CertEntry], o: &Options) -> Entry {
+fn token_menu(token: &Token, certs: &[CertEntry], o: &Options) -> Entry {
     let lang = o.lang;
     let model = token.model.trim();
     let label = if model.is_empty() || model == token.label.trim() {
@@ -292,7 +321,7 @@ fn cert_entry(entry: &CertEntry, all: &[CertEntry], o: &Options) -> Entry {
     let lang = o.lang;
     let Ok(c) = &entry.parsed else {
         let name = if entry.label.is_empty() {
-            &entry.id
+            entry.id.as_str()
         } else {
             &entry.label
         };
@@ -316,8 +345,7 @@ fn cert_entry(entry: &CertEntry, all: &[CertEntry], o: &Options) -> Entry {
         (true, false) => format!("{owner}{}", lang.pick("（加密）", " (encryption)")),
     };
     let when = match c.status(o.now, o.warning_days) {
-        Status::Expired => lang.pick("已过期", "expired").to_string(),
-        Status::NotYetValid => lang.pick("尚未生效", "not yet valid").to_string(),
+        s @ (Status::Expired | Status::NotYetValid) => status_name(s, lang).to_string(),
         _ => days_left(c.days_left(o.now), lang),
     };
     Entry::Item {
@@ -376,20 +404,23 @@ pub(crate) mod tests {
             label: "cert".into(),
             key_id: vec![1],
             der: Vec::new(),
-            has_private_key: key,
+            has_private_key: key.into(),
             parsed: Ok(c),
+            issuer: None,
         }
     }
 
-    pub fn token(id: &str, label: &str, model: &str) -> TokenInfo {
-        TokenInfo {
+    pub fn token(id: &str, label: &str, model: &str) -> Token {
+        Token {
             id: id.into(),
             label: label.into(),
             manufacturer: "Test".into(),
             model: model.into(),
             serial: id.into(),
-            module: "/x.so".into(),
-            slot: 0,
+            location: crate::model::Location {
+                library: "/x.so".into(),
+                slot: 0,
+            },
             pin: PinState {
                 min_len: 6,
                 max_len: 16,
@@ -401,7 +432,7 @@ pub(crate) mod tests {
         }
     }
 
-    pub fn snapshot(tokens: Vec<TokenInfo>, certificates: Vec<CertEntry>) -> Snapshot {
+    pub fn snapshot(tokens: Vec<Token>, certificates: Vec<CertEntry>) -> Snapshot {
         Snapshot {
             readers: Vec::new(),
             tokens,
@@ -415,6 +446,7 @@ pub(crate) mod tests {
             warning_days: 30,
             lang,
             autostart: false,
+            xtx: false,
             check_page: true,
         }
     }
@@ -469,6 +501,7 @@ pub(crate) mod tests {
                 "环境检测",
                 "打开证书检测页",
                 "已授权网站…",
+                "BJCA 兼容接口（证书应用环境，重启后生效）",
                 "-",
                 "语言 Language ▸",
                 "开机自动启动",
@@ -651,7 +684,11 @@ pub(crate) mod tests {
     #[test]
     fn a_key_without_certificates_and_an_unreadable_object() {
         let mut bad = cert("t-2", "x", 10, &[], true);
-        bad.parsed = Err(crate::cert::parse(b"not a certificate").unwrap_err());
+        bad.parsed = Err(crate::model::Unreadable {
+            reason: crate::cert::parse(b"not a certificate")
+                .unwrap_err()
+                .to_string(),
+        });
         bad.label = "损坏的证书".into();
         let s = snapshot(
             vec![token("t-1", "空密钥", "M"), token("t-2", "坏密钥", "M")],
@@ -675,6 +712,7 @@ pub(crate) mod tests {
         );
         let o = Options {
             autostart: true,
+            xtx: true,
             check_page: false,
             ..opts(Lang::En)
         };
@@ -694,6 +732,7 @@ pub(crate) mod tests {
                 "Check the environment",
                 "(Open the check page)",
                 "Approved websites…",
+                "✓BJCA-compatible endpoint (from the next start)",
                 "-",
                 "Language 语言 ▸",
                 "✓Start at login",
@@ -728,6 +767,7 @@ pub(crate) mod tests {
             Action::Lang(Lang::ZhCn),
             Action::Lang(Lang::En),
             Action::Autostart,
+            Action::Xtx,
             Action::Quit,
         ];
         for a in all {

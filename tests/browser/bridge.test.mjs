@@ -44,8 +44,12 @@ const PIN = env("CERTRAY_PIN", "123456");
 const CHROMIUM = env("CERTRAY_CHROMIUM", "/usr/bin/chromium");
 const PULL = process.env.CERTRAY_NO_PULL !== "1";
 
-const OWNER_RSA = "北京云杉测试科技有限公司";
-const OWNER_EC = "深圳未来测试有限公司";
+// The holders: the persons in the CNs of two staff certificates (the owner used to be subject
+// O); their companies are the organisations.
+const OWNER_RSA = "张三";
+const OWNER_EC = "王五";
+const ORG_RSA = "北京云杉测试科技有限公司";
+const ORG_EC = "深圳未来测试有限公司";
 const WAIT = 15_000;
 const PULL_WAIT = 40_000;
 
@@ -171,8 +175,15 @@ await scenario("check-page-zh", async () => {
   assert((await rsa.getAttribute("data-status")) === "valid", "the RSA certificate is not valid");
   assert((await rsa.locator("[data-uscc-valid=true]").count()) === 1, "no ✓ for the USCC check digit");
   assert((await rsa.textContent()).includes("有效期"), "no 有效期 label");
+  assert((await rsa.locator(".organization").textContent()) === ORG_RSA, "the RSA certificate's organisation");
+  // The fixture CA is on no token here; ec-expiring is self-signed.
+  assert((await rsa.locator(".issuer-check [data-issuer-status]").getAttribute("data-issuer-status")) === "issuer_not_found",
+    "the RSA certificate's issuer check");
+  assert((await rsa.textContent()).includes("无法验证颁发者"), "no 无法验证颁发者");
   const ec = check.locator("#certs article.cert", { hasText: OWNER_EC });
   assert((await ec.getAttribute("data-status")) === "expiring", "the EC certificate is not expiring");
+  assert((await ec.locator(".organization").textContent()) === ORG_EC, "the EC certificate's organisation");
+  assert((await ec.getAttribute("data-issuer-status")) === "verified", "the self-signed EC certificate verifies");
   const tokens = await check.locator("#tokens article.token h3").allTextContents();
   assert(tokens.length === 2, `tokens: ${tokens}`);
   assert((await check.locator("#tokens").textContent()).includes("介质类型"), "no 介质类型");

@@ -27,6 +27,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// `certray --config <tmp toml> run --headless`, killed on drop.
 pub struct Daemon {
     child: Child,
+    /// The address the daemon said it serves on.
+    addr: SocketAddr,
     port: u16,
     /// XDG_STATE_HOME (and the config file, and the daemon's stderr).
     home: tempfile::TempDir,
@@ -65,17 +67,26 @@ impl Daemon {
     /// start the daemon, read its port from stdout and wait until `GET /v1/status` answers.
     /// Panics (with the daemon's stderr) if it exits or does not answer within 20 s.
     pub fn start(hsm: &SoftHsm, extra_config: &str) -> Daemon {
+        Daemon::start_with(hsm, extra_config, |_| {})
+    }
+
+    /// [`Daemon::start`], with `tweak` applied to the command first (a resource limit, say).
+    pub fn start_with(
+        hsm: &SoftHsm,
+        extra_config: &str,
+        tweak: impl FnOnce(&mut Command),
+    ) -> Daemon {
         let (home, config, env) = Daemon::prepare(hsm, extra_config);
         let stderr = std::fs::File::create(home.path().join("stderr.log")).expect("stderr.log");
-        let mut child = certray(&env)
-            .arg("--config")
+        let mut cmd = certray(&env);
+        cmd.arg("--config")
             .arg(&config)
             .args(["--log-level", "info", "run", "--headless"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("start certray run");
+            .stderr(stderr);
+        tweak(&mut cmd);
+        let mut child = cmd.spawn().expect("start certray run");
         let rx = super::first_stdout_line(child.stdout.take().expect("stdout"));
         let stderr_of =
             |home: &Path| std::fs::read_to_string(home.join("stderr.log")).unwrap_or_default();
@@ -90,14 +101,16 @@ impl Daemon {
                 );
             }
         };
-        let port = line
-            .split("http://127.0.0.1:")
+        let addr: SocketAddr = line
+            .split("http://")
             .nth(1)
-            .and_then(|rest| rest.trim_end_matches('/').parse::<u16>().ok())
-            .unwrap_or_else(|| panic!("no http://127.0.0.1:PORT/ in the first line: {line:?}"));
+            .and_then(|rest| rest.trim().trim_end_matches('/').parse().ok())
+            .unwrap_or_else(|| panic!("no http://ADDRESS:PORT/ in the first line: {line:?}"));
+        let port = addr.port();
         assert_ne!(port, 0, "the daemon reported port 0: {line:?}");
         let daemon = Daemon {
             child,
+            addr,
             port,
             home,
             config,
@@ -146,14 +159,20 @@ impl Daemon {
         self.port
     }
 
-    /// `127.0.0.1:PORT`.
+    /// The address the daemon said it serves on (`127.0.0.1:PORT` unless configured
+    /// otherwise).
     pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
+        self.addr
     }
 
-    /// `http://127.0.0.1:PORT{path}`.
+    /// `http://ADDRESS:PORT{path}`.
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// XDG_STATE_HOME of the daemon.

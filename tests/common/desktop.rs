@@ -1,4 +1,4 @@
-//! A private desktop for the UI tests (`ui_tray`, `ui_notify`, `desktop/`): Xvfb on a display
+//! A private desktop for the UI tests (`suite/ui_tray.rs`, `ui_notify.rs`, `suite/desktop.rs`): Xvfb on a display
 //! it picks itself, a session bus of its own, and the helpers on them (trayer, dunst), each
 //! a [`Proc`] that stops its whole process group on drop.
 //!

@@ -66,8 +66,9 @@ pub fn pcscd_program() -> PathBuf {
 /// Call it before the first PC/SC context in the process is established (libpcsclite caches
 /// the path on first use) and start every [`Pcscd`] of the process with
 /// [`Pcscd::start_at`]/[`Pcscd::stopped_at`] on this path; tests sharing it must be
-/// serialised. The directory, `$TMPDIR/certray-pcsc-<pid>`, outlives the process (nothing
-/// runs at exit); the next call in another process removes those of dead processes.
+/// serialised. The directory, `$TMPDIR/certray-pcsc-<pid>`, is removed when the process
+/// exits ([`super::remove_at_exit`]); the next call in another process removes those a killed
+/// process left.
 pub fn process_socket() -> &'static Path {
     static SOCKET: OnceLock<PathBuf> = OnceLock::new();
     SOCKET.get_or_init(|| {
@@ -76,6 +77,7 @@ pub fn process_socket() -> &'static Path {
         let dir = tmp.join(format!("{PROCESS_DIR_PREFIX}{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+        super::remove_at_exit(&dir);
         let socket = dir.join("pcscd.comm");
         // SAFETY: called once, before this process uses PC/SC; the tests that get here are
         // serialised, so no other test thread is reading the environment concurrently.

@@ -65,6 +65,12 @@ impl RawTokenInfo {
         self.flags & f != 0
     }
 
+    /// CKF_LOGIN_REQUIRED: some functions (signing) need a login, and private objects show
+    /// only after it.
+    pub fn login_required(&self) -> bool {
+        self.flag(cryptoki_sys::CKF_LOGIN_REQUIRED)
+    }
+
     pub fn label(&self) -> &str {
         &self.label
     }

@@ -13,11 +13,14 @@ use time::OffsetDateTime;
 use crate::cert::{self, Certificate};
 use crate::error::Code;
 use crate::i18n::Lang;
-use crate::inventory::CertEntry;
-use crate::token::Seal as TokenSeal;
+use crate::model::CertEntry;
+use crate::model::Seal as TokenSeal;
+use crate::model::{CertId, TokenId};
+use crate::text;
 
 use super::facts::{
-    days_text, kind, serial_text, status_tone, usage_text, uscc_text, validity_text,
+    days_text, issuer_text, kind, serial_text, status_tone, unverified_texts, usage_text,
+    uscc_text, validity_text,
 };
 use super::widgets::{
     Rows, Tone, body, enter_unfocused, footer, header, note, primary, rows, secondary,
@@ -53,8 +56,8 @@ impl ExportFormat {
 
 /// The certificate card.
 pub struct Card {
-    cert_id: String,
-    token_id: String,
+    cert_id: CertId,
+    token_id: TokenId,
     /// Who the certificate named, for the message once it has gone.
     owner: String,
     /// Where 导出证书 saves; `None`: the user's Downloads folder.
@@ -80,7 +83,7 @@ enum SealView {
 
 impl Card {
     /// The card for a certificate; `None` when it is not (or no longer) there.
-    pub fn new(backend: &dyn Services, cert_id: &str) -> Option<Card> {
+    pub fn new(backend: &dyn Services, cert_id: &CertId) -> Option<Card> {
         let entry = backend.certificate(cert_id)?;
         Some(Card {
             cert_id: entry.id.clone(),
@@ -280,7 +283,7 @@ impl Dialog for Card {
 
             rows(ui, KEY_WIDTH, |r| {
                 match &entry.parsed {
-                    Ok(c) => cert_rows(r, c, now, warning_days, lang),
+                    Ok(c) => cert_rows(r, entry, c, now, warning_days, lang),
                     Err(e) => {
                         r.row(lang.pick("错误", "Error"), e.to_string());
                         r.row("SHA-256", entry.sha256.clone());
@@ -385,17 +388,16 @@ const KEY_WIDTH: f32 = 120.0;
 
 fn cert_rows(
     r: &mut Rows<'_>,
+    e: &CertEntry,
     c: &Certificate,
     now: OffsetDateTime,
     warning_days: u32,
     lang: Lang,
 ) {
-    r.row(
-        lang.pick("持有者", "Holder"),
-        c.subject.cn.clone().unwrap_or_else(|| "-".to_string()),
-    );
-    if let Some(o) = &c.subject.o {
-        r.row(lang.pick("单位", "Organisation"), o.clone());
+    let holder = c.holder();
+    r.row(text::HOLDER.pick(lang), holder.name);
+    if let Some(o) = holder.organization {
+        r.row(text::ORGANIZATION.pick(lang), o);
     }
     if let Some((text, valid)) = uscc_text(c, lang) {
         let mut t = RichText::new(text).monospace();
@@ -403,6 +405,10 @@ fn cert_rows(
             t = t.color(Tone::Bad.color(r.ui));
         }
         r.row(lang.pick("统一社会信用代码", "USCC"), t);
+    }
+    for u in unverified_texts(c, lang) {
+        let t = RichText::new(u).color(Tone::Warn.color(r.ui));
+        r.row(text::UNVERIFIED_ID.pick(lang), t);
     }
     r.row(
         lang.pick("证书序列号", "Serial"),
@@ -416,6 +422,12 @@ fn cert_rows(
             .or_else(|| c.issuer.o.clone())
             .unwrap_or_else(|| c.issuer.dn.clone()),
     );
+    let (issuer, tone) = issuer_text(e.issuer.as_ref(), lang);
+    let mut t = RichText::new(issuer).color(tone.color(r.ui));
+    if tone != Tone::Neutral {
+        t = t.strong();
+    }
+    r.row(text::ISSUER_CHECK.pick(lang), t);
     r.row(lang.pick("有效期", "Valid"), validity_text(c, lang));
     let status = c.status(now, warning_days);
     let color = status_tone(status).color(r.ui);

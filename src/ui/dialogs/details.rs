@@ -6,19 +6,23 @@ use time::OffsetDateTime;
 
 use crate::cert::{Certificate, KeyAlgorithm, Name};
 use crate::i18n::Lang;
-use crate::inventory::CertEntry;
-use crate::token::TokenInfo;
+use crate::model::CertId;
+use crate::model::Token;
+use crate::model::{CertEntry, KeyPresence};
 use crate::ui::backend::Services;
 
 use super::facts::{
-    date_time, days_text, fingerprint, serial_text, status_tone, usage_text, uscc_text,
+    date_time, days_text, fingerprint, issuer_text, serial_text, status_tone, unverified_texts,
+    usage_text, uscc_text,
 };
 use super::widgets::{Tone, body, enter_unfocused, footer, header, note, primary, rows, secondary};
 use super::{Cx, Dialog, Outcome, window_title};
+use crate::model::{ChainEnd, IssuerCheck};
+use crate::text;
 
 /// The details window.
 pub struct Details {
-    cert_id: String,
+    cert_id: CertId,
     /// Computed once: hashing is cheap but not free every frame.
     sha1: String,
     copied: Option<String>,
@@ -26,10 +30,10 @@ pub struct Details {
 
 impl Details {
     /// The details of a certificate; `None` when it is not there.
-    pub fn new(backend: &dyn Services, cert_id: &str) -> Option<Details> {
+    pub fn new(backend: &dyn Services, cert_id: &CertId) -> Option<Details> {
         let entry = backend.certificate(cert_id)?;
         Some(Details {
-            cert_id: entry.id,
+            cert_id: entry.id.clone(),
             sha1: sha1_hex(&entry.der),
             copied: None,
         })
@@ -50,7 +54,7 @@ struct Section {
 /// Every row the window shows, in order (also what 复制全部 copies).
 fn sections(
     e: &CertEntry,
-    token: Option<&TokenInfo>,
+    token: Option<&Token>,
     sha1: &str,
     now: OffsetDateTime,
     warning_days: u32,
@@ -71,10 +75,22 @@ fn sections(
     };
     match &e.parsed {
         Ok(c) => {
+            let holder = c.holder();
             add(
                 lang.pick("基本信息", "General"),
                 vec![
-                    (lang.pick("证书编号", "Certificate ID"), Some(e.id.clone())),
+                    (text::HOLDER.pick(lang), Some(holder.name)),
+                    (
+                        lang.pick("持有者类型", "Holder kind"),
+                        holder
+                            .kind
+                            .map(|k| text::holder_kind(k.as_str(), lang).to_string()),
+                    ),
+                    (text::ORGANIZATION.pick(lang), holder.organization),
+                    (
+                        lang.pick("证书编号", "Certificate ID"),
+                        Some(e.id.to_string()),
+                    ),
                     (
                         lang.pick("序列号", "Serial number"),
                         Some(serial_text(&c.serial)),
@@ -95,6 +111,10 @@ fn sections(
                         lang.pick("状态", "Status"),
                         Some(days_text(c, now, warning_days, lang)),
                     ),
+                    (
+                        text::ISSUER_CHECK.pick(lang),
+                        Some(issuer_text(e.issuer.as_ref(), lang).0),
+                    ),
                 ],
             );
             add(
@@ -102,6 +122,12 @@ fn sections(
                 name_rows(&c.subject, lang),
             );
             add(lang.pick("颁发者", "Issuer"), name_rows(&c.issuer, lang));
+            if let Some(check) = &e.issuer {
+                add(text::CHAIN.pick(lang), chain_rows(check, lang));
+            }
+            let unverified = unverified_texts(c, lang)
+                .into_iter()
+                .map(|u| (text::UNVERIFIED_ID.pick(lang), Some(u)));
             add(
                 lang.pick("身份标识", "Identifiers"),
                 vec![
@@ -129,7 +155,11 @@ fn sections(
                         lang.pick("BJCA 用户唯一标识", "BJCA unique ID"),
                         c.ids.bjca_unique_id.clone(),
                     ),
-                ],
+                    (text::CA_USER_ID.pick(lang), c.ids.ca_user_id.clone()),
+                ]
+                .into_iter()
+                .chain(unverified)
+                .collect(),
             );
             add(
                 lang.pick("公钥与用途", "Key and usage"),
@@ -139,7 +169,10 @@ fn sections(
         Err(err) => add(
             lang.pick("基本信息", "General"),
             vec![
-                (lang.pick("证书编号", "Certificate ID"), Some(e.id.clone())),
+                (
+                    lang.pick("证书编号", "Certificate ID"),
+                    Some(e.id.to_string()),
+                ),
                 (lang.pick("错误", "Error"), Some(err.to_string())),
             ],
         ),
@@ -170,6 +203,43 @@ fn sections(
         ],
     );
     out
+}
+
+/// The chain, the certificate first: each certificate's subject and where it was found,
+/// then why the chain ends where it does.
+fn chain_rows(check: &IssuerCheck, lang: Lang) -> Vec<(&'static str, Option<String>)> {
+    let n = check.chain.len();
+    let mut rows: Vec<(&'static str, Option<String>)> = check
+        .chain
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let label = if i == 0 {
+                lang.pick("本证书", "This certificate")
+            } else if i + 1 == n && check.chain_end == ChainEnd::Root {
+                lang.pick("根证书", "Root")
+            } else {
+                lang.pick("上级 CA", "Issuing CA")
+            };
+            let value = if i == 0 {
+                l.cert.subject.clone()
+            } else {
+                format!(
+                    "{}{}{}{}",
+                    l.cert.subject,
+                    lang.pick("（", " ("),
+                    text::found_in(l.cert.source.as_str(), lang),
+                    lang.pick("）", ")")
+                )
+            };
+            (label, Some(value))
+        })
+        .collect();
+    rows.push((
+        lang.pick("验证结果", "Result"),
+        Some(text::chain_end(check.chain_end.as_str(), lang).to_string()),
+    ));
+    rows
 }
 
 fn name_rows(n: &Name, lang: Lang) -> Vec<(&'static str, Option<String>)> {
@@ -205,17 +275,16 @@ fn key_rows(c: &Certificate, e: &CertEntry, lang: Lang) -> Vec<(&'static str, Op
         (lang.pick("用途", "Usage"), Some(usage_text(c, lang))),
         (
             lang.pick("私钥", "Private key"),
-            Some(
-                lang.pick(
-                    if e.has_private_key {
-                        "有（可用于签名）"
-                    } else {
-                        "无"
-                    },
-                    if e.has_private_key { "yes" } else { "no" },
-                )
-                .to_string(),
-            ),
+            Some(match e.has_private_key {
+                KeyPresence::Yes => lang.pick("有（可用于签名）", "yes").to_string(),
+                KeyPresence::UnknownUntilLogin => lang
+                    .pick(
+                        "登录后确认（输入密码签名时查找）",
+                        "confirmed after login (looked up when you sign with the PIN)",
+                    )
+                    .to_string(),
+                k => k.text(lang).to_string(),
+            }),
         ),
     ]
 }

@@ -5,10 +5,10 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 
 use crate::cert::{Certificate, Status};
-use crate::cli::render::{pin_range, pin_state_line, status_name, usages};
 use crate::error::Code;
 use crate::i18n::Lang;
-use crate::token::PinState;
+use crate::model::{IssuerCheck, IssuerVerdict, PinState};
+use crate::text::{self, status_name, usages};
 
 use super::widgets::{Tone, human_bytes};
 
@@ -120,6 +120,35 @@ pub fn uscc_text(c: &Certificate, lang: Lang) -> Option<(String, bool)> {
     })
 }
 
+/// The issuer check in one line, and its tone: verified is good news, an invalid signature
+/// bad news; an issuer that could not be checked is said plainly, not as an alarm (Chinese
+/// CA roots are in no system store).
+pub fn issuer_text(check: Option<&IssuerCheck>, lang: Lang) -> (String, Tone) {
+    let Some(c) = check else {
+        return (
+            text::issuer_status("unknown", lang).to_string(),
+            Tone::Neutral,
+        );
+    };
+    let tone = match c.verdict {
+        IssuerVerdict::Verified => Tone::Ok,
+        IssuerVerdict::SignatureInvalid => Tone::Bad,
+        IssuerVerdict::IssuerNotFound | IssuerVerdict::Unsupported => Tone::Neutral,
+    };
+    let source = c.issuer.as_ref().map(|i| i.source.as_str());
+    (text::issuer_line(c.verdict.as_str(), source, lang), tone)
+}
+
+/// Each value that failed the check of the identifier it claims to be, with what it
+/// failed: shown as 未验证的标识, never as that identifier.
+pub fn unverified_texts(c: &Certificate, lang: Lang) -> Vec<String> {
+    c.ids
+        .unverified
+        .iter()
+        .map(|u| text::unverified_id(&u.value, u.kind.as_str(), lang))
+        .collect()
+}
+
 /// A serial number as CA helpers print it: upper-case hex in pairs.
 pub fn serial_text(serial: &str) -> String {
     let s = serial.to_ascii_uppercase();
@@ -166,7 +195,7 @@ pub fn failure_text(code: Code, pin: Option<PinState>, lang: Lang) -> String {
     let mut s = code.message(lang).to_string();
     if let Some(p) = pin {
         s.push('\n');
-        s.push_str(&pin_state_line(p, lang));
+        s.push_str(&p.describe(lang));
     }
     // Hints that name CLI commands or flags are for the terminal: the dialogs show their own
     // way out (the 解锁 button, the final-try checkbox).
@@ -192,7 +221,7 @@ pub fn length_problem(p: PinState, lang: Lang) -> String {
         "{}{}{}",
         Code::PinLenRange.message(lang),
         lang.pick("：", ": "),
-        pin_range(p, lang)
+        p.range_text(lang)
     )
 }
 
@@ -307,6 +336,46 @@ mod tests {
         c.ids.uscc_valid = Some(false);
         let (text, ok) = uscc_text(&c, Lang::ZhCn).unwrap();
         assert!(!ok && text.contains("校验位错误"), "{text}");
+    }
+
+    #[test]
+    fn issuer_and_unverified_words() {
+        use crate::cert::{IdKind, UnverifiedId};
+        use crate::model::{CertRef, ChainEnd, IssuerSource};
+        assert_eq!(
+            issuer_text(None, Lang::ZhCn),
+            ("无法验证颁发者".to_string(), Tone::Neutral)
+        );
+        let mut check = IssuerCheck {
+            verdict: IssuerVerdict::Verified,
+            issuer: Some(CertRef {
+                id: "c-00".into(),
+                subject: "CN=CA".into(),
+                source: IssuerSource::CaPaths,
+            }),
+            chain: Vec::new(),
+            chain_end: ChainEnd::IssuerNotFound,
+        };
+        assert_eq!(
+            issuer_text(Some(&check), Lang::ZhCn),
+            ("颁发者已验证（配置的 CA 证书）".to_string(), Tone::Ok)
+        );
+        check.verdict = IssuerVerdict::SignatureInvalid;
+        let (text, tone) = issuer_text(Some(&check), Lang::ZhCn);
+        assert!(text.starts_with("签名无效") && tone == Tone::Bad, "{text}");
+
+        let mut c = cert();
+        c.ids.uscc_valid = Some(false);
+        c.ids.unverified.push(UnverifiedId {
+            value: "91350100M000100Y44".into(),
+            kind: IdKind::Uscc,
+            source: "extension 1.2.86.11.7.4".into(),
+        });
+        assert_eq!(uscc_text(&c, Lang::ZhCn), None, "never shown as a USCC");
+        assert_eq!(
+            unverified_texts(&c, Lang::ZhCn),
+            ["91350100M000100Y44（不符合统一社会信用代码的校验规则）"]
+        );
     }
 
     #[test]

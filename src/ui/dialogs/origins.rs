@@ -5,6 +5,7 @@ use eframe::egui::{self, RichText, Ui, Vec2};
 
 use crate::error::Code;
 use crate::i18n::Lang;
+use crate::text::APPROVED_WEBSITES;
 
 use super::widgets::{Tone, body, footer, header, note, primary, secondary};
 use super::{Cx, Dialog, Outcome, window_title};
@@ -24,7 +25,7 @@ impl Origins {
 
 impl Dialog for Origins {
     fn title(&self, lang: Lang) -> String {
-        window_title(lang.pick("已授权网站", "Authorised websites"), lang)
+        window_title(APPROVED_WEBSITES.pick(lang), lang)
     }
 
     fn size(&self) -> Vec2 {
@@ -36,7 +37,7 @@ impl Dialog for Origins {
         header(
             ui,
             "网",
-            lang.pick("已授权网站", "Authorised websites"),
+            APPROVED_WEBSITES.pick(lang),
             Some(lang.pick(
                 "这些网站可以使用您的证书；签名时仍需输入密码",
                 "These websites may use your certificates; signing still needs your PIN",
@@ -57,7 +58,7 @@ impl Dialog for Origins {
                 ui.label(
                     RichText::new(lang.pick(
                         "还没有网站获得授权。网站第一次请求使用证书时，证书助手会询问您。",
-                        "No website is authorised yet. certray asks you the first time a website wants the certificates.",
+                        "No website is approved yet. certray asks you the first time a website wants the certificates.",
                     ))
                     .color(ui.visuals().weak_text_color()),
                 );

@@ -2,7 +2,6 @@
 
 use eframe::egui::{Frame, RichText, Ui, Vec2};
 
-use crate::cli::render::pin_state_line;
 use crate::i18n::Lang;
 
 use super::facts::pin_warning;
@@ -88,7 +87,7 @@ impl Dialog for Pick {
                                 ))
                                 .color(ui.visuals().weak_text_color()),
                             );
-                            let line = pin_state_line(t.pin, lang);
+                            let line = t.pin.describe(lang);
                             let color = match pin_warning(t.pin, lang) {
                                 Some((tone, _)) => tone.color(ui),
                                 None => ui.visuals().weak_text_color(),
@@ -117,7 +116,7 @@ impl Dialog for Pick {
             }
         });
         if let Some(id) = picked {
-            cx.open.push(self.then.request(id));
+            cx.open.push(self.then.request(id.clone()));
             outcome = Outcome::Close;
         }
         outcome

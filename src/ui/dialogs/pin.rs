@@ -8,10 +8,10 @@
 
 use eframe::egui::{self, Ui, Vec2};
 
-use crate::cli::render::{pin_range, pin_state_line};
 use crate::error::Code;
 use crate::i18n::Lang;
-use crate::token::PinState;
+use crate::model::PinState;
+use crate::model::TokenId;
 use crate::ui::backend::{Refusal, Services};
 use crate::ui::notify::Notice;
 
@@ -111,7 +111,7 @@ type Answer = Result<PinState, Refusal>;
 /// The 修改密码 / 解锁 dialog.
 pub struct PinDialog {
     action: PinAction,
-    token_id: String,
+    token_id: TokenId,
     /// The token's label, model and serial (kept for when the key is pulled).
     label: String,
     description: String,
@@ -134,7 +134,7 @@ pub struct PinDialog {
 
 impl PinDialog {
     /// The dialog for a token; `None` when the token is not there.
-    pub fn new(backend: &dyn Services, token_id: &str, action: PinAction) -> Option<PinDialog> {
+    pub fn new(backend: &dyn Services, token_id: &TokenId, action: PinAction) -> Option<PinDialog> {
         let t = backend.token(token_id)?;
         Some(PinDialog {
             action,
@@ -270,7 +270,7 @@ impl PinDialog {
                     note(ui, tone, &text);
                 } else {
                     ui.label(
-                        egui::RichText::new(pin_state_line(self.user, lang))
+                        egui::RichText::new(self.user.describe(lang))
                             .color(ui.visuals().weak_text_color()),
                     );
                 }
@@ -280,7 +280,7 @@ impl PinDialog {
                     egui::RichText::new(format!(
                         "{}{}",
                         lang.pick("用户", "User "),
-                        pin_state_line(self.user, lang)
+                        self.user.describe(lang)
                     ))
                     .color(ui.visuals().weak_text_color()),
                 );
@@ -417,7 +417,7 @@ impl Dialog for PinDialog {
                         ),
                     ),
                 };
-                let range = pin_range(self.user, lang);
+                let range = self.user.range_text(lang);
                 let r_old = self.old.show(ui, old_label, old_hint);
                 ui.add_space(4.0);
                 let r_new = self.new.show(
@@ -511,6 +511,8 @@ mod tests {
         final_try: false,
         locked: false,
         to_be_changed: false,
+        default_pin: false,
+        tries_left: None,
     };
 
     #[test]

@@ -2,11 +2,10 @@
 
 use eframe::egui::{RichText, Ui, Vec2};
 
-use crate::bridge::{PinAnswer, PinRequest};
-use crate::cli::render::pin_range;
+use crate::core::{PinAnswer, PinRequest};
 use crate::error::Code;
 use crate::i18n::Lang;
-use crate::token::{PinState, TokenInfo};
+use crate::model::{PinState, Token};
 
 use super::facts::{operation_text, pin_warning};
 use super::widgets::{PinField, Tone, body, footer, header, note, primary, rows, secondary};
@@ -47,7 +46,7 @@ impl PinPrompt {
             self.problem = Some(format!(
                 "{}{}",
                 lang.pick("密码长度应为 ", "The PIN has "),
-                pin_range(p, lang)
+                p.range_text(lang)
             ));
             self.pin.clear();
             return None;
@@ -72,7 +71,7 @@ impl Dialog for PinPrompt {
 
     fn ui(&mut self, ui: &mut Ui, cx: &mut Cx<'_>) -> Outcome {
         let lang = cx.lang;
-        let token: Option<TokenInfo> = cx
+        let token: Option<Token> = cx
             .backend
             .certificate(&self.request.certificate_id)
             .and_then(|c| cx.backend.token(&c.token_id));

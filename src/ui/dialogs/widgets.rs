@@ -11,7 +11,7 @@ use eframe::egui::{
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::i18n::Lang;
-use crate::token::Pin;
+use crate::model::Pin;
 
 /// How long a dialog with a job under way waits before looking again, in case the job's
 /// own wake-up got lost (a frame that was already running when it came).
