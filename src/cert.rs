@@ -1,18 +1,46 @@
 //! Certificates: DER bytes in, [`Certificate`] model out.
 //!
+//! - [`parse`]: one DER certificate → [`Certificate`] (holder, identifiers, key…);
+//! - [`read_certificates`]: a file's bytes (DER, PEM, PKCS#7 `.p7b`) → certificates;
+//! - [`verify_issuer`] / [`build_chain`] / [`Candidates`]: a certificate's signature checked
+//!   against candidate issuers (RSA, ECDSA P-256/P-384, SM2-with-SM3), and its chain;
+//! - [`verify_data`] / [`verify_message`]: a signature over data (or its digest) checked with
+//!   a certificate's key; [`sm2_e`]: what an SM2 key signs for a message;
+//! - [`fields`]: every name attribute, extension and the public key one by one, for
+//!   protocols that number certificate fields (BJCA's `SOF_GetCertInfo`).
+//!
 //! *Architecture invariant*: this module is pure. It does no I/O, reads no clock
 //! (callers pass `now`), and never panics on hostile input: anything that is not a
 //! certificate becomes an [`Error`].
 
+mod bundle;
+mod curve;
+mod fields;
 mod ids;
-mod model;
 mod name;
 mod parse;
 mod text;
+mod verify;
 
-pub use ids::{Identifiers, uscc_check_digit, uscc_is_valid};
-pub use model::{Certificate, KeyAlgorithm, KeyInfo, Name, Status, Validity};
+pub use crate::model::certificate::{
+    CA_NAME_PREFIXES, CA_NAMES, Holder, HolderKind, HolderSource, IdKind, RA_NAMES_WITH_ORG_IN_OU,
+    UnverifiedId, WrappedCn, is_ca_name, split_wrapped_cn,
+};
+pub use crate::model::certificate::{
+    Certificate, Identifiers, KeyAlgorithm, KeyInfo, Name, Status, Validity, sha256_hex,
+};
+pub use bundle::{BundleError, read_certificates};
+pub use fields::{Fields, extension_text, fields};
+pub use ids::{
+    org_code_check_digit, org_code_is_valid, personal_id_check_digit, personal_id_is_valid,
+    uscc_check_digit, uscc_is_valid,
+};
 pub use parse::parse;
+pub use verify::{
+    Candidates, Chain, ChainEnd, ChainLink, HashAlg, IssuerRef, IssuerStatus, MAX_CHAIN_LEN,
+    Message, SM2_DEFAULT_ID, Scheme, VerifyError, build_chain, sm2_e, verify_data, verify_issuer,
+    verify_message,
+};
 
 use crate::error::Code;
 
@@ -27,19 +55,6 @@ pub fn to_pem(der: &[u8]) -> String {
     }
     s.push_str("-----END CERTIFICATE-----\n");
     s
-}
-
-/// SHA-256 of any bytes (a certificate's DER), lowercase hex.
-pub fn sha256_hex(der: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    hex::encode(Sha256::digest(der))
-}
-
-/// The certificate id for a SHA-256 in hex: `c-` + its first 16 hex chars, stable across
-/// re-insertion and machines. Objects that do not parse get their id the same way.
-pub fn id_from_sha256(sha256_hex: &str) -> String {
-    // `get`: a short string gives a short id, not a panic.
-    format!("c-{}", sha256_hex.get(..16).unwrap_or(sha256_hex))
 }
 
 /// Why bytes could not be read as a certificate.

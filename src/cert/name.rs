@@ -3,8 +3,8 @@
 use x509_parser::asn1_rs::{Any, Class};
 use x509_parser::x509::X509Name;
 
-use super::model::Name;
 use super::text;
+use crate::model::Name;
 
 /// RFC 4514 / OpenSSL short names, by dotted OID. Other types print as the dotted OID.
 const SHORT_NAMES: [(&str, &str); 12] = [

@@ -6,31 +6,21 @@
 
 use time::UtcOffset;
 use x509_parser::asn1_rs::Tag;
-use x509_parser::certificate::X509CertificateParser;
+use x509_parser::certificate::{X509Certificate, X509CertificateParser};
 use x509_parser::nom::Parser;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
 use super::ids::Identifiers;
-use super::model::{KeyAlgorithm, KeyInfo, Validity};
 use super::name::read_name;
 use super::text::{self, tag};
 use super::{Certificate, Error};
+use crate::model::{KeyAlgorithm, KeyInfo, Validity};
 
 /// Parse one DER certificate. Never panics.
 ///
 /// The input must be exactly one certificate: bytes after it are an error.
 pub fn parse(der: &[u8]) -> Result<Certificate, Error> {
-    // Extensions are kept raw (not deep-parsed): this module reads the few it needs itself.
-    let (rest, x509) = X509CertificateParser::new()
-        .with_deep_parse_extensions(false)
-        .parse(der)
-        .map_err(|e| Error::NotACertificate(e.to_string()))?;
-    if !rest.is_empty() {
-        return Err(Error::NotACertificate(format!(
-            "{} bytes after the end of the certificate",
-            rest.len()
-        )));
-    }
+    let x509 = x509(der)?;
     let tbs = &x509.tbs_certificate;
     let (subject, subject_attributes) = read_name(&tbs.subject);
     let (issuer, _) = read_name(&tbs.issuer);
@@ -83,6 +73,22 @@ pub fn parse(der: &[u8]) -> Result<Certificate, Error> {
         extended_key_usage,
         ids,
     })
+}
+
+/// x509-parser's reading of exactly one DER certificate. Extensions are kept raw (not
+/// deep-parsed): this module reads the few it needs itself.
+pub(super) fn x509(der: &[u8]) -> Result<X509Certificate<'_>, Error> {
+    let (rest, x509) = X509CertificateParser::new()
+        .with_deep_parse_extensions(false)
+        .parse(der)
+        .map_err(|e| Error::NotACertificate(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(Error::NotACertificate(format!(
+            "{} bytes after the end of the certificate",
+            rest.len()
+        )));
+    }
+    Ok(x509)
 }
 
 const KEY_USAGE: &str = "2.5.29.15";
@@ -154,10 +160,24 @@ fn key_info(spki: &SubjectPublicKeyInfo<'_>) -> KeyInfo {
         },
         SM2 => sm2,
         EC_PUBLIC_KEY => {
-            let curve = spki
-                .algorithm
-                .parameters
-                .as_ref()
+            let parameters = spki.algorithm.parameters.as_ref();
+            // Explicit domain parameters (file 30 of the real certificates): by their values.
+            if let Some(named) = parameters
+                .filter(|p| p.header.tag() == Tag::Sequence)
+                .and_then(|p| super::curve::by_parameters(p.data))
+            {
+                return if named.name == super::curve::SM2.name {
+                    sm2
+                } else {
+                    KeyInfo {
+                        algorithm: KeyAlgorithm::Ec,
+                        bits: Some(named.bits),
+                        curve: Some(named.name.to_owned()),
+                        oid: None,
+                    }
+                };
+            }
+            let curve = parameters
                 .filter(|p| p.header.tag() == Tag::Oid)
                 .and_then(|p| text::oid_to_string(p.data));
             match curve.as_deref() {
@@ -457,9 +477,27 @@ mod tests {
         assert_eq!(c.extended_key_usage, ["clientAuth"]);
         assert_eq!(c.ids.uscc.as_deref(), Some("91110108MA01ABCDEN"));
         assert_eq!(c.ids.uscc_valid, Some(true));
-        assert_eq!(c.ids.taxpayer_id.as_deref(), Some("110108722613123"));
+        // make-certs.sh's taxpayer ID 110108722613123 is area code 110108 and organisation
+        // code 72261312-3, whose check character would be 4: it used to be shown as the
+        // taxpayer ID unchecked; now it is an unverified identifier.
+        assert_eq!(c.ids.taxpayer_id, None);
+        assert_eq!(
+            c.ids.unverified,
+            [crate::model::certificate::UnverifiedId {
+                value: "110108722613123".into(),
+                kind: crate::model::certificate::IdKind::TaxpayerId,
+                source: "extension 1.2.156.10260.4.1.5".into(),
+            }]
+        );
         assert_eq!(c.ids.bjca_unique_id.as_deref(), Some("1@5009JJ0110000123"));
-        assert_eq!(c.owner(), "北京云杉测试科技有限公司");
+        // CN=张三, O=北京云杉测试科技有限公司: a staff certificate. The owner used to be O,
+        // naming the company as the holder; the holder is the person, the company is the
+        // organisation (CHINA-PKI.md, "Who a certificate belongs to").
+        assert_eq!(c.owner(), "张三");
+        assert_eq!(
+            c.organization().as_deref(),
+            Some("北京云杉测试科技有限公司")
+        );
         assert_eq!(c.id(), "c-0a045ac6bead7aab");
     }
 
@@ -479,7 +517,13 @@ mod tests {
         assert_eq!(c.signature_algorithm, "SM2-with-SM3");
         assert_eq!(c.extended_key_usage, ["serverAuth", "clientAuth"]);
         assert_eq!(c.ids.uscc.as_deref(), Some("91110000100017643K"));
-        assert_eq!(c.ids.personal_id.as_deref(), Some("11010119900307001X"));
+        // make-certs.sh's ID number 11010119900307001X has the wrong check character (the
+        // right one is 1): it used to be shown as the personal ID.
+        assert_eq!(c.ids.personal_id, None);
+        assert_eq!(
+            c.ids.unverified.first().map(|u| u.value.as_str()),
+            Some("11010119900307001X")
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub(super) mod tag {
     pub const BMP_STRING: u8 = 0x1E;
     pub const INTEGER: u8 = 0x02;
     pub const SEQUENCE: u8 = 0x30;
+    pub const SET: u8 = 0x31;
 }
 
 /// How deep [`der_string`] looks into OCTET STRINGs and SEQUENCEs.
@@ -150,8 +151,9 @@ pub(super) fn decode_string_lossy(id: u8, content: &[u8]) -> Option<String> {
 }
 
 /// The text inside a DER value that is (or wraps) a string: a string type, an OCTET STRING
-/// holding one (or holding bare UTF-8 text), or a SEQUENCE whose first string element is
-/// taken. The whole input must be one element.
+/// holding one (or holding bare UTF-8 text), a SEQUENCE, SET or context-specific `[n]`
+/// whose first string element is taken, or an IMPLICIT `[n]` string read as UTF-8. The
+/// whole input must be one element.
 pub(super) fn der_string(der: &[u8]) -> Option<String> {
     let (id, content, rest) = read_tlv(der)?;
     if !rest.is_empty() {
@@ -170,10 +172,13 @@ fn value_text(id: u8, content: &[u8], depth: u8) -> Option<String> {
             }
             .or_else(|| plain_text(content))
         }
-        tag::SEQUENCE => {
+        // SEQUENCE, SET, and context-specific constructed (`[0] { PrintableString }`).
+        tag::SEQUENCE | tag::SET | 0xA0..=0xBE => {
             let inner = depth.checked_sub(1)?;
             elements(content).find_map(|(id, value)| value_text(id, value, inner))
         }
+        // Context-specific primitive: an IMPLICIT string (`SET { [0] IMPLICIT … }`).
+        0x80..=0x9E => plain_text(content),
         _ => decode_string(id, content),
     }
 }
@@ -383,6 +388,19 @@ mod tests {
             Some("abc")
         );
         assert_eq!(der_string(b"\x1e\x04\x00a\x00b").as_deref(), Some("ab"));
+        // Encodings of 1.2.156.10260.4.1.1 seen in real certificates (CHINA-PKI.md).
+        assert_eq!(
+            der_string(b"\xa0\x05\x13\x03123").as_deref(),
+            Some("123"),
+            "[0] around a PrintableString"
+        );
+        assert_eq!(
+            der_string(b"\x31\x05\x80\x03123").as_deref(),
+            Some("123"),
+            "SET {{ [0] IMPLICIT }}"
+        );
+        assert_eq!(der_string(b"\x05\x00"), None, "NULL");
+        assert_eq!(der_string(b"\x80\x02\x01\x02"), None, "binary [0]");
         assert_eq!(der_string(b"\x0c\x03abcX"), None, "trailing byte");
         assert_eq!(der_string(b"\x02\x01\x05"), None, "not a string");
         assert_eq!(der_string(b"91350100M000100Y43"), None, "not DER");
