@@ -1,0 +1,209 @@
+//! Request-level limits, for every route of every listener (the connection-level ones are
+//! [`super::serve`]'s):
+//!
+//! - a declared `Content-Length` over the route's limit is refused at once (413), before a
+//!   byte of the body is read;
+//! - the body must arrive within [`BODY_TIMEOUT`] plus a second per MiB (408), so a
+//!   half-sent POST holds nothing for long;
+//! - bodies over [`LARGE_BODY`] are read [`LARGE_BODIES`] at a time (the others wait up to
+//!   [`LARGE_WAIT`], then 503), so a burst of 16 MiB signatures cannot take hundreds of MiB,
+//!   and the memory goes back to the system once the last one is done;
+//! - one cap on requests being handled at once, [`CONCURRENT_REQUESTS`] over all routes
+//!   together (503 beyond it, never a queue), taken only once the body is in: a slow body
+//!   holds no handler's place.
+//!
+//! A body is read into one buffer of its declared size (no growing and copying).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt as _;
+use tokio::sync::Semaphore;
+
+use super::api_error::{ApiError, error_response};
+use super::guard::Caller;
+use crate::error::Code;
+use crate::i18n::Lang;
+
+/// Requests handled at once, over every route together (event streams excepted: they
+/// have their own cap).
+pub const CONCURRENT_REQUESTS: usize = 64;
+/// Bodies larger than this are "large": read a few at a time.
+pub const LARGE_BODY: usize = 1024 * 1024;
+/// Large bodies read and handled at once.
+pub const LARGE_BODIES: usize = 4;
+/// How long a large body waits for its turn before the answer is 503.
+pub const LARGE_WAIT: Duration = Duration::from_secs(30);
+/// The time a body may take, plus a second per MiB declared.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The limits every route shares: one per listener (or shared by several).
+#[derive(Debug)]
+pub struct Limits {
+    handlers: Arc<Semaphore>,
+    large: Arc<Semaphore>,
+    body_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            handlers: Arc::new(Semaphore::new(CONCURRENT_REQUESTS)),
+            large: Arc::new(Semaphore::new(LARGE_BODIES)),
+            body_timeout: BODY_TIMEOUT,
+        }
+    }
+}
+
+impl Limits {
+    /// The same limits with another base body timeout (tests).
+    pub fn with_body_timeout(body_timeout: Duration) -> Limits {
+        Limits {
+            body_timeout,
+            ..Limits::default()
+        }
+    }
+
+    /// What a route with a `limit`-byte body limit passes: give it to
+    /// `axum::middleware::from_fn_with_state(limits.route(limit), limits::request)`.
+    pub fn route(self: &Arc<Self>, limit: usize) -> RouteLimits {
+        RouteLimits {
+            limits: self.clone(),
+            limit,
+        }
+    }
+}
+
+/// One route's body limit and the shared limits.
+#[derive(Debug, Clone)]
+pub struct RouteLimits {
+    limits: Arc<Limits>,
+    limit: usize,
+}
+
+fn lang(req: &Request) -> Lang {
+    req.extensions()
+        .get::<Caller>()
+        .map_or(Lang::ZhCn, |c| c.lang)
+}
+
+fn too_large(lang: Lang, limit: usize) -> Response {
+    let mut r = ApiError::new(
+        Code::PayloadTooLarge,
+        format!("the body is over the limit of {limit} bytes"),
+    )
+    .lang(lang)
+    .into_response();
+    // The rest of the body is not read: the connection cannot be used again.
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
+fn busy(lang: Lang) -> Response {
+    error_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        Code::Internal,
+        lang,
+        "busy",
+    )
+}
+
+/// The middleware (see the module's documentation).
+pub async fn request(State(route): State<RouteLimits>, req: Request, next: Next) -> Response {
+    let lang = lang(&req);
+    let limits = &route.limits;
+    let declared = match req.headers().get(header::CONTENT_LENGTH) {
+        None => None,
+        Some(v) => match v.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()) {
+            Some(n) => Some(n),
+            None => {
+                return ApiError::new(Code::BadRequest, "Content-Length is not a number")
+                    .lang(lang)
+                    .into_response();
+            }
+        },
+    };
+    if declared.is_some_and(|n| n > route.limit as u64) {
+        return too_large(lang, route.limit);
+    }
+    let chunked = req.headers().contains_key(header::TRANSFER_ENCODING);
+    let has_body = declared.is_some_and(|n| n > 0) || (declared.is_none() && chunked);
+    let mut large_permit = None;
+    let req = if has_body {
+        let expect = declared.map_or(route.limit, |n| n as usize);
+        if route.limit > LARGE_BODY && expect > LARGE_BODY {
+            match tokio::time::timeout(LARGE_WAIT, limits.large.clone().acquire_owned()).await {
+                Ok(Ok(p)) => large_permit = Some(p),
+                _ => return busy(lang),
+            }
+        }
+        let (parts, body) = req.into_parts();
+        let deadline = limits.body_timeout + Duration::from_secs((expect / (1024 * 1024)) as u64);
+        let read = read_body(body, route.limit, declared.map(|n| n as usize));
+        match tokio::time::timeout(deadline, read).await {
+            Ok(Ok(bytes)) => Request::from_parts(parts, Body::from(bytes)),
+            Ok(Err(BodyError::TooLarge)) => return too_large(lang, route.limit),
+            Ok(Err(BodyError::Broken(e))) => {
+                return ApiError::new(Code::BadRequest, format!("reading the body: {e}"))
+                    .lang(lang)
+                    .into_response();
+            }
+            Err(_) => {
+                let mut r = error_response(
+                    StatusCode::REQUEST_TIMEOUT,
+                    Code::BadRequest,
+                    lang,
+                    &format!("the body did not arrive within {} s", deadline.as_secs()),
+                );
+                r.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                return r;
+            }
+        }
+    } else {
+        req
+    };
+    let Ok(slot) = limits.handlers.clone().try_acquire_owned() else {
+        return busy(lang);
+    };
+    let response = next.run(req).await;
+    drop(slot);
+    if let Some(p) = large_permit {
+        drop(p);
+        // The last large request is done: give its memory back to the system now.
+        if limits.large.available_permits() == LARGE_BODIES {
+            tokio::task::spawn_blocking(crate::platform::resources::trim_memory);
+        }
+    }
+    response
+}
+
+enum BodyError {
+    TooLarge,
+    Broken(String),
+}
+
+/// The body into one buffer: of the declared size when there is one, never over `limit`.
+async fn read_body(
+    mut body: Body,
+    limit: usize,
+    declared: Option<usize>,
+) -> Result<Bytes, BodyError> {
+    let mut buf = Vec::with_capacity(declared.unwrap_or(0).min(limit));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| BodyError::Broken(e.to_string()))?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                return Err(BodyError::TooLarge);
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(Bytes::from(buf))
+}
