@@ -8,13 +8,17 @@ CERTRAY_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Debian packages. Build: a C compiler (ring), pkg-config, the PC/SC headers and GTK 3 (the
 # tray on Linux).
 CERTRAY_BUILD_PACKAGES=(build-essential pkg-config libpcsclite-dev libgtk-3-dev)
-# Run-time tools the demo needs: SoftHSM2 (the demo token), OpenSC (the default module), and
-# for the desktop UI the tray library, OpenGL (Mesa) and a Chinese font.
-CERTRAY_DEMO_PACKAGES=(softhsm2 opensc libayatana-appindicator3-1 libgl1-mesa-dri fonts-noto-cjk)
-# Everything the tests drive (tests/common/mod.rs says which test needs what).
-CERTRAY_TEST_PACKAGES=(softhsm2 opensc opencryptoki openssl pcscd python3 vsmartcard-vpcd vsmartcard-vpicc
-    python3-pycryptodome pcsc-tools python3-venv iproute2 chromium fonts-noto-cjk dbus-daemon dbus-bin
+# Run-time tools the demo needs: SoftHSM2 (the demo token), OpenSC (the default module), the
+# PC/SC service (pcscd: without it no smart card or USB key is ever seen), and for the desktop
+# UI the tray library, OpenGL (Mesa) and a Chinese font.
+CERTRAY_DEMO_PACKAGES=(softhsm2 opensc pcscd libayatana-appindicator3-1 libgl1-mesa-dri fonts-noto-cjk)
+# Everything the tests drive (tests/common/mod.rs says which test needs what)...
+CERTRAY_TEST_PACKAGES=(softhsm2 opensc opencryptoki openssl libnss3-tools pcscd python3 vsmartcard-vpcd vsmartcard-vpicc
+    python3-pycryptodome pcsc-tools iproute2 fonts-noto-cjk dbus-daemon dbus-bin
     libayatana-appindicator3-1 libgl1-mesa-dri xvfb dbus-x11 dunst trayer xdotool imagemagick x11-utils x11-xserver-utils)
+# ...and what only the heavy tests need (CERTRAY_HEAVY_TESTS=1): Chromium for the browser test,
+# a virtualenv for schemathesis (certray_ensure_schemathesis; Node.js: certray_ensure_node).
+CERTRAY_HEAVY_TEST_PACKAGES=(chromium python3-venv)
 
 certray_log() {
     printf '==> %s\n' "$*" >&2
@@ -64,6 +68,64 @@ certray_ensure_packages() {
     if [ "${#missing[@]}" -ne 0 ]; then
         certray_die "still missing after apt-get install: ${missing[*]}"
     fi
+}
+
+# certray_sudo: the command prefix that runs a command as root: nothing as root, else sudo
+# (empty with a failure status when there is neither).
+certray_sudo() {
+    if [ "$(id -u)" -eq 0 ]; then
+        return 0
+    elif command -v sudo >/dev/null 2>&1; then
+        echo sudo
+    else
+        return 1
+    fi
+}
+
+# certray_has_systemd: whether systemd runs this machine (not in most containers).
+certray_has_systemd() {
+    [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1
+}
+
+# certray_pcscd_running: whether the PC/SC service is there: a pcscd process, or (under
+# systemd) its socket, which starts pcscd when the first program connects.
+certray_pcscd_running() {
+    pidof pcscd >/dev/null 2>&1 && return 0
+    certray_has_systemd && systemctl is-active --quiet pcscd.socket 2>/dev/null
+}
+
+# certray_ensure_pcscd: start the PC/SC service when it is not running. It is a system
+# service that every smart card program shares, so it is left running afterwards, as its
+# package would have it: under systemd through its socket (which the package enables);
+# without systemd (containers, WSL) pcscd is started here and goes into the background as
+# its init script would start it. Not `pcscd --auto-exit`: it would end a minute after the
+# demo and `certray run` or `certray doctor` would then find no service. A service that
+# cannot be started is a warning: the demo token does not need it.
+certray_ensure_pcscd() {
+    if certray_pcscd_running; then
+        certray_log "PC/SC service (pcscd) running"
+        return 0
+    fi
+    local sudo
+    if ! sudo=$(certray_sudo); then
+        certray_log "warning: pcscd is not running, and not root and no sudo to start it: smart cards will not be seen"
+        return 0
+    fi
+    if certray_has_systemd; then
+        certray_log "starting the PC/SC service: systemctl start pcscd.socket"
+        $sudo systemctl start pcscd.socket || true
+    else
+        local pcscd
+        pcscd=$(command -v pcscd || echo /usr/sbin/pcscd)
+        certray_log "starting the PC/SC service: $pcscd"
+        $sudo "$pcscd" || true
+    fi
+    local i
+    for i in $(seq 50); do
+        certray_pcscd_running && return 0
+        sleep 0.1
+    done
+    certray_log "warning: the PC/SC service (pcscd) did not start: smart cards will not be seen"
 }
 
 # certray_need_cargo: make sure cargo is on PATH (rustup's ~/.cargo/env is sourced if needed).

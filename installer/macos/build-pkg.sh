@@ -53,14 +53,14 @@ if [ "${UNIVERSAL:-0}" = 1 ]; then
     bins=()
     for t in "${targets[@]}"; do
         rustup target add "$t" >&2
-        log "cargo build --release --target $t"
+        log "cargo build --release --locked --target $t"
         cargo build --release --locked --target "$t"
         bins+=("$root/target/$t/release/certray")
     done
     lipo -create -output "$work/certray" "${bins[@]}"
     host_arch="arm64,x86_64"
 else
-    log "cargo build --release"
+    log "cargo build --release --locked"
     cargo build --release --locked
     cp "$root/target/release/certray" "$work/certray"
     host_arch=$(uname -m)
