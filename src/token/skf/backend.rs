@@ -547,6 +547,8 @@ struct HostProcess {
     stdin: Option<ChildStdin>,
     replies: mpsc::Receiver<FromHost>,
     stderr: Arc<Mutex<VecDeque<String>>>,
+    /// Closed by the stderr reader when it reaches end of file.
+    stderr_done: mpsc::Receiver<()>,
     next_id: u64,
 }
 
@@ -576,12 +578,15 @@ impl HostProcess {
         let mut stdout = child.stdout.take().expect("piped");
         let stderr_pipe = child.stderr.take().expect("piped");
         let stderr = Arc::new(Mutex::new(VecDeque::new()));
+        let (stderr_eof, stderr_done) = mpsc::channel::<()>();
         {
             let tail = stderr.clone();
             let library = shared.library.clone();
             let _ = thread::Builder::new()
                 .name("skf-host-stderr".into())
                 .spawn(move || {
+                    // Dropped at end of file: `stderr_tail` waits for it.
+                    let _eof = stderr_eof;
                     for line in BufReader::new(stderr_pipe).lines() {
                         let Ok(line) = line else { break };
                         tracing::info!(library = %library.display(), "skf-host: {line}");
@@ -625,6 +630,7 @@ impl HostProcess {
             stdin,
             replies,
             stderr,
+            stderr_done,
             next_id: 1,
         };
         match host.request(Request::Reset, shared.options.timeout) {
@@ -678,7 +684,11 @@ impl HostProcess {
         }
     }
 
+    /// The last lines the host wrote to stderr. Called after the host exited: the
+    /// reader thread may still be reading what it wrote last, so wait (bounded) for it
+    /// to reach end of file first.
     fn stderr_tail(&self) -> String {
+        let _ = self.stderr_done.recv_timeout(Duration::from_secs(2));
         let t = self.stderr.lock().unwrap_or_else(|e| e.into_inner());
         t.iter().cloned().collect::<Vec<_>>().join("; ")
     }
