@@ -297,6 +297,32 @@ impl XSession {
             .find(|w| self.window_name(*w) == title)
     }
 
+    /// The window tree (`xwininfo -root -tree`).
+    pub fn tree(&self) -> String {
+        let out = run_unchecked(self.x("xwininfo").args(["-root", "-tree"]));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Where certray's icon sits inside trayer's panel (its centre), once it is there and
+    /// the panel has grown around it. Right after embedding, the icon already has its size
+    /// while the 2 px panel has not yet moved left to hold it: a click at that position hits
+    /// the screen's edge, not the icon (seen under load: the menu never came).
+    pub fn tray_icon(&self) -> Option<(i64, i64)> {
+        let tree = self.tree();
+        let mut lines = tree.lines();
+        let panel = lines.find(|l| l.contains("(\"panel\" \"trayer\")"))?;
+        let depth = |l: &str| l.len() - l.trim_start().len();
+        let panel_depth = depth(panel);
+        // Within the panel's subtree: lines indented deeper than it.
+        let icon = lines
+            .take_while(|l| depth(l) > panel_depth)
+            .find(|l| l.contains("\"tray-icon tray app certray\""))?;
+        let (px, py, pw, ph) = absolute(panel)?;
+        let (x, y, w, h) = absolute(icon)?;
+        let inside = x >= px && y >= py && x + w <= px + pw && y + h <= py + ph;
+        (w >= 16 && h >= 16 && inside).then_some((x + w / 2, y + h / 2))
+    }
+
     /// x, y, width, height of a window.
     pub fn geometry(&self, w: u64) -> Option<(i64, i64, i64, i64)> {
         let out = self.xdotool(&["getwindowgeometry", "--shell", &w.to_string()]);
@@ -415,4 +441,20 @@ impl XSession {
             .env("DBUS_SESSION_BUS_ADDRESS", &self.bus);
         cmd
     }
+}
+
+/// A window's absolute x, y, width and height from its `xwininfo -tree` line (which ends
+/// `WxH+relx+rely  +absx+absy`).
+fn absolute(line: &str) -> Option<(i64, i64, i64, i64)> {
+    let mut fields = line.rsplit(' ').filter(|f| !f.is_empty());
+    let abs = fields.next()?;
+    let size = fields.next()?;
+    let (w, h) = size.split('+').next()?.split_once('x')?;
+    let mut xy = abs.trim_start_matches('+').split('+');
+    Some((
+        xy.next()?.parse().ok()?,
+        xy.next()?.parse().ok()?,
+        w.parse().ok()?,
+        h.parse().ok()?,
+    ))
 }

@@ -665,11 +665,10 @@ fn tray_notification_card_and_pin_change_on_a_real_desktop() {
         daemon.url, desktop.session.display
     );
 
-    // 1. The tray icon: trayer's panel grows from its empty 2 px to hold it.
+    // 1. The tray icon: trayer's panel grows from its empty 2 px to hold it (and moves
+    // left to do so: the icon is clicked only once it is inside the panel).
     let panel = desktop.panel().expect("panel");
-    let (px, py, pw, ph) = desktop.wait_for("the tray icon in trayer", || {
-        desktop.session.geometry(panel).filter(|g| g.2 >= 16)
-    });
+    let icon = desktop.wait_for("the tray icon in trayer", || desktop.session.tray_icon());
     let icon_nokey = desktop.capture(panel, "icon-nokey.png").expect("the panel");
     let shot = desktop.screenshot("01-tray.png");
     desktop.zoom(
@@ -680,7 +679,6 @@ fn tray_notification_card_and_pin_change_on_a_real_desktop() {
     );
 
     // 2. The menu: a click on the icon opens it. No key yet: 修改密码… is greyed.
-    let icon = (px + pw / 2, py + ph / 2);
     let menu = open_menu(&desktop, icon);
     desktop.screenshot("02-menu.png");
     desktop.key("Escape");

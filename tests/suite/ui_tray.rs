@@ -57,33 +57,12 @@ impl Desktop {
         d
     }
 
-    fn x(&self, program: &str) -> Command {
-        self.session.x(program)
-    }
-
     fn tree(&self) -> String {
-        let out = run_unchecked(self.x("xwininfo").args(["-root", "-tree"]));
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.session.tree()
     }
 
-    /// Where certray's icon sits inside trayer's panel (its centre), once it is there and
-    /// the panel has grown around it. Right after embedding, the icon already has its size
-    /// while the 2 px panel has not yet moved left to hold it: a click at that position hits
-    /// the screen's edge, not the icon (seen under load: the menu never came).
     fn tray_icon(&self) -> Option<(i64, i64)> {
-        let tree = self.tree();
-        let mut lines = tree.lines();
-        let panel = lines.find(|l| l.contains("(\"panel\" \"trayer\")"))?;
-        let depth = |l: &str| l.len() - l.trim_start().len();
-        let panel_depth = depth(panel);
-        // Within the panel's subtree: lines indented deeper than it.
-        let icon = lines
-            .take_while(|l| depth(l) > panel_depth)
-            .find(|l| l.contains("\"tray-icon tray app certray\""))?;
-        let (px, py, pw, ph) = absolute(panel)?;
-        let (x, y, w, h) = absolute(icon)?;
-        let inside = x >= px && y >= py && x + w <= px + pw && y + h <= py + ph;
-        (w >= 16 && h >= 16 && inside).then_some((x + w / 2, y + h / 2))
+        self.session.tray_icon()
     }
 
     /// certray's visible menu windows (GTK popups of class `Certray`).
@@ -117,22 +96,6 @@ impl Desktop {
             self.menus().is_empty().then_some(())
         });
     }
-}
-
-/// x, y, width, height on the screen of a window in `xwininfo -tree`'s listing:
-/// `… 32x30+0+0  +991+1` is the size and the position in its parent, then on the screen.
-fn absolute(line: &str) -> Option<(i64, i64, i64, i64)> {
-    let mut fields = line.rsplit(' ').filter(|f| !f.is_empty());
-    let abs = fields.next()?;
-    let size = fields.next()?;
-    let (w, h) = size.split('+').next()?.split_once('x')?;
-    let mut xy = abs.trim_start_matches('+').split('+');
-    Some((
-        xy.next()?.parse().ok()?,
-        xy.next()?.parse().ok()?,
-        w.parse().ok()?,
-        h.parse().ok()?,
-    ))
 }
 
 /// `certray run` in a home of its own; stdout lines arrive on a channel.
