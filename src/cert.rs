@@ -37,9 +37,9 @@ pub use ids::{
 };
 pub use parse::parse;
 pub use verify::{
-    Candidates, Chain, ChainEnd, ChainLink, HashAlg, IssuerRef, IssuerStatus, MAX_CHAIN_LEN,
-    Message, SM2_DEFAULT_ID, Scheme, VerifyError, build_chain, sm2_e, verify_data, verify_issuer,
-    verify_message,
+    Candidates, Chain, ChainEnd, ChainLink, HashAlg, IssuerRef, IssuerStatus, KeyVerifier,
+    MAX_CHAIN_LEN, Message, SM2_DEFAULT_ID, Scheme, VerifyError, build_chain, sm2_e, verify_data,
+    verify_issuer, verify_message,
 };
 
 use crate::error::Code;

@@ -37,9 +37,12 @@ pub use prompt::{ConsentAnswer, ConsentKind, Headless, PinAnswer, PinRequest, Pr
 pub use signing::{Credentials, Format, Proof, SignJob, Signed, Signing};
 pub use trust::{Trust, TrustProblem};
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use crate::cert;
 use crate::error::Code;
-use crate::model::{CertEntry, KeyKind, PinState};
+use crate::model::{CertEntry, CertId, KeyKind, PinState};
 use crate::token;
 
 /// Why a use case failed.
@@ -165,48 +168,86 @@ pub fn default_hash(kind: KeyKind) -> crate::model::HashAlg {
     }
 }
 
-/// Check a signature a backend returned before it leaves: with the public key of the
-/// certificate `cert` that names the key, over what the backend was given (`input` with
-/// `hash`: RSA PKCS#1 v1.5 over the DigestInfo, ECDSA on P-256/P-384, SM2 with SM3 and the
-/// default ID over M or e, as [`crate::model::SignInput`] defines them). A signature that does
-/// not verify is [`Error::SignatureInvalid`]; one certray cannot verify (a key on a curve it
-/// does not know) is refused too ([`Error::Unsupported`]): no signature leaves unverified.
-pub fn verify_signature(
-    cert: &CertEntry,
-    kind: KeyKind,
-    hash: crate::model::HashAlg,
-    input: &crate::model::SignInput,
-    signature: &[u8],
-) -> Result<(), Error> {
-    use crate::model::SignInput;
-    let h = cert::HashAlg::from(hash);
-    let scheme = match kind {
-        KeyKind::Rsa => cert::Scheme::RsaPkcs1v15(h),
-        KeyKind::Ec => cert::Scheme::Ecdsa(h),
-        KeyKind::Sm2 => cert::Scheme::Sm2Sm3,
-    };
-    let message = match input {
-        SignInput::Data(d) => cert::Message::Data(d),
-        SignInput::Digest(d) => cert::Message::Digest(d),
-    };
-    let outcome = cert::verify_message(&cert.der, scheme, message, signature);
-    match outcome {
-        Ok(()) => Ok(()),
-        Err(e @ (cert::VerifyError::BadSignature | cert::VerifyError::WrongKey { .. })) => {
-            tracing::warn!(certificate = %cert.id, token = %cert.token_id, error = %e,
-                "the token's signature does not verify with its certificate: withheld");
-            Err(Error::SignatureInvalid {
-                id: cert.id.to_string(),
-                reason: e.to_string(),
-            })
+/// The public keys of the certificates that signed lately, each read once: every signature
+/// is checked before it leaves ([`KeyCache::verify_signature`]), and setting an RSA key up
+/// costs about as much as the check.
+#[derive(Default)]
+pub struct KeyCache {
+    keys: std::sync::Mutex<HashMap<CertId, ReadKey>>,
+}
+
+/// A certificate (its DER, so that another certificate under the same id is told apart)
+/// and its key.
+type ReadKey = (Vec<u8>, Arc<cert::KeyVerifier>);
+
+impl KeyCache {
+    /// More certificates than one person's keys hold: past it the cache starts again.
+    const MAX: usize = 256;
+
+    /// The key of `cert`, from the cache when the same certificate (its whole DER, not
+    /// only its id) was read before.
+    fn key(&self, cert: &CertEntry) -> Result<Arc<cert::KeyVerifier>, cert::VerifyError> {
+        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((der, key)) = keys.get(&cert.id)
+            && *der == cert.der
+        {
+            return Ok(key.clone());
         }
-        Err(cert::VerifyError::NotACertificate(reason)) => Err(Error::CertInvalid {
-            id: cert.id.to_string(),
-            reason,
-        }),
-        Err(cert::VerifyError::Unsupported(what)) => Err(Error::Unsupported(format!(
-            "the signature cannot be verified before it leaves ({what}), so it is withheld"
-        ))),
+        let key = Arc::new(cert::KeyVerifier::new(&cert.der)?);
+        if keys.len() >= Self::MAX {
+            keys.clear();
+        }
+        keys.insert(cert.id.clone(), (cert.der.clone(), key.clone()));
+        Ok(key)
+    }
+
+    /// Check a signature a backend returned before it leaves: with the public key of the
+    /// certificate `cert` that names the key, over what the backend was given (`input`
+    /// with `hash`: RSA PKCS#1 v1.5 over the DigestInfo, ECDSA on P-256/P-384, SM2 with SM3
+    /// and the default ID over M or e, as [`crate::model::SignInput`] defines them). A
+    /// signature that does not verify is [`Error::SignatureInvalid`]; one certray cannot
+    /// verify (a key on a curve it does not know) is refused too ([`Error::Unsupported`]):
+    /// no signature leaves unverified.
+    pub fn verify_signature(
+        &self,
+        cert: &CertEntry,
+        kind: KeyKind,
+        hash: crate::model::HashAlg,
+        input: &crate::model::SignInput,
+        signature: &[u8],
+    ) -> Result<(), Error> {
+        use crate::model::SignInput;
+        let h = cert::HashAlg::from(hash);
+        let scheme = match kind {
+            KeyKind::Rsa => cert::Scheme::RsaPkcs1v15(h),
+            KeyKind::Ec => cert::Scheme::Ecdsa(h),
+            KeyKind::Sm2 => cert::Scheme::Sm2Sm3,
+        };
+        let message = match input {
+            SignInput::Data(d) => cert::Message::Data(d),
+            SignInput::Digest(d) => cert::Message::Digest(d),
+        };
+        let outcome = self
+            .key(cert)
+            .and_then(|key| key.verify(scheme, message, signature));
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(e @ (cert::VerifyError::BadSignature | cert::VerifyError::WrongKey { .. })) => {
+                tracing::warn!(certificate = %cert.id, token = %cert.token_id, error = %e,
+                    "the token's signature does not verify with its certificate: withheld");
+                Err(Error::SignatureInvalid {
+                    id: cert.id.to_string(),
+                    reason: e.to_string(),
+                })
+            }
+            Err(cert::VerifyError::NotACertificate(reason)) => Err(Error::CertInvalid {
+                id: cert.id.to_string(),
+                reason,
+            }),
+            Err(cert::VerifyError::Unsupported(what)) => Err(Error::Unsupported(format!(
+                "the signature cannot be verified before it leaves ({what}), so it is withheld"
+            ))),
+        }
     }
 }
 
@@ -270,5 +311,57 @@ mod tests {
         }
         assert_eq!(default_hash(KeyKind::Sm2), HashAlg::Sm3);
         assert_eq!(default_hash(KeyKind::Rsa), HashAlg::Sha256);
+    }
+
+    /// A self-signed SM2 certificate's signature is its own key's over the TBS bytes
+    /// (SM3 with the default ID): what a token returns for a sign request.
+    fn self_signed(file: &str) -> (CertEntry, Vec<u8>, Vec<u8>) {
+        let path = format!("{}/tests/fixtures/{file}", env!("CARGO_MANIFEST_DIR"));
+        let der = std::fs::read(&path).expect("fixture");
+        let (_, x) = x509_parser::parse_x509_certificate(&der).expect("certificate");
+        let tbs = x.tbs_certificate.as_ref().to_vec();
+        let signature = x.signature_value.data.to_vec();
+        let entry = entry(crate::model::CertObject {
+            token_id: "t-test".into(),
+            label: file.into(),
+            key_id: vec![1],
+            der,
+            has_private_key: crate::model::KeyPresence::Yes,
+        });
+        (entry, tbs, signature)
+    }
+
+    #[test]
+    fn key_cache_checks_every_signature_and_never_serves_another_certificates_key() {
+        use crate::model::SignInput;
+        let keys = KeyCache::default();
+        let (sm2, tbs, signature) = self_signed("sample-sm2.der");
+        let check = |cert: &CertEntry, data: &[u8]| {
+            keys.verify_signature(
+                cert,
+                KeyKind::Sm2,
+                HashAlg::Sm3,
+                &SignInput::Data(data.to_vec()),
+                &signature,
+            )
+        };
+        check(&sm2, &tbs).expect("the certificate's own signature");
+        check(&sm2, &tbs).expect("again, with the key read before");
+        assert_eq!(keys.keys.lock().unwrap().len(), 1);
+        // The cached key still refuses a signature over other data.
+        let mut altered = tbs.clone();
+        altered[10] ^= 1;
+        let e = check(&sm2, &altered).unwrap_err();
+        assert_eq!(e.code(), Code::SignatureInvalid, "{e}");
+        // Another certificate under the same id (a token rewritten between two requests):
+        // its own key is read, the SM2 key is not used for it.
+        let (rsa, _, _) = self_signed("sample-rsa-utf8.der");
+        let impostor = CertEntry {
+            id: sm2.id.clone(),
+            ..rsa
+        };
+        let e = check(&impostor, &tbs).unwrap_err();
+        assert_eq!(e.code(), Code::SignatureInvalid, "{e}");
+        assert!(e.to_string().contains("RSA"), "{e}");
     }
 }

@@ -188,16 +188,41 @@ pub fn verify_message(
     message: Message<'_>,
     signature: &[u8],
 ) -> Result<(), VerifyError> {
-    let x509 = super::parse::x509(cert).map_err(|e| VerifyError::NotACertificate(e.to_string()))?;
-    let key = PublicKey::from_spki(&x509.tbs_certificate.subject_pki)
-        .map_err(|e| VerifyError::Unsupported(e.to_string()))?;
-    match key.verify(scheme, message, signature) {
-        Outcome::Good => Ok(()),
-        Outcome::Bad => Err(VerifyError::BadSignature),
-        Outcome::WrongKey => Err(VerifyError::WrongKey {
-            scheme: scheme.name(),
-            key: key.name().to_owned(),
-        }),
+    KeyVerifier::new(cert)?.verify(scheme, message, signature)
+}
+
+/// The public key of a certificate, read once, for a caller that checks many signatures
+/// of one key ([`verify_message`] reads the certificate and sets the key up on every call;
+/// an RSA key's set-up costs about as much as the check itself).
+pub struct KeyVerifier {
+    key: PublicKey,
+}
+
+impl KeyVerifier {
+    /// The key of the certificate `cert` (DER).
+    pub fn new(cert: &[u8]) -> Result<KeyVerifier, VerifyError> {
+        let x509 =
+            super::parse::x509(cert).map_err(|e| VerifyError::NotACertificate(e.to_string()))?;
+        let key = PublicKey::from_spki(&x509.tbs_certificate.subject_pki)
+            .map_err(|e| VerifyError::Unsupported(e.to_string()))?;
+        Ok(KeyVerifier { key })
+    }
+
+    /// [`verify_message`] with this key.
+    pub fn verify(
+        &self,
+        scheme: Scheme,
+        message: Message<'_>,
+        signature: &[u8],
+    ) -> Result<(), VerifyError> {
+        match self.key.verify(scheme, message, signature) {
+            Outcome::Good => Ok(()),
+            Outcome::Bad => Err(VerifyError::BadSignature),
+            Outcome::WrongKey => Err(VerifyError::WrongKey {
+                scheme: scheme.name(),
+                key: self.key.name().to_owned(),
+            }),
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use super::approvals::{Approvals, Requester};
 use super::audit::{Audit, AuditRecord};
 use super::prompt::{PinAnswer, PinRequest, Prompt};
-use super::{Error, Live, default_hash, hash_fits, signing_key, verify_signature};
+use super::{Error, KeyCache, Live, default_hash, hash_fits, signing_key};
 use crate::cms;
 use crate::model::{CertEntry, CertId, HashAlg, KeyKind, Pin, SignInput, algorithm_name};
 use crate::token::pkcs11::Auth;
@@ -118,6 +118,8 @@ pub struct Signing {
     approvals: Arc<Approvals>,
     audit: Arc<Audit>,
     prompt: Arc<dyn Prompt>,
+    /// The keys every signature is checked with before it leaves.
+    keys: KeyCache,
 }
 
 impl Signing {
@@ -132,6 +134,7 @@ impl Signing {
             approvals,
             audit,
             prompt,
+            keys: KeyCache::default(),
         }
     }
 
@@ -460,14 +463,23 @@ impl Signing {
             )),
         };
         if pin_used {
-            // Its PIN flags may have moved: subscribers hear of it.
-            self.live.check_pin(&cert.token_id);
+            // Its PIN flags may have moved (subscribers hear of it), unless the PIN was
+            // right and the flags showed nothing a correct PIN clears: then the next
+            // request need not wait behind a read that cannot find a change.
+            let settled = result.is_ok()
+                && self
+                    .live
+                    .token(&cert.token_id)
+                    .is_ok_and(|t| t.pin.unchanged_by_success());
+            if !settled {
+                self.live.check_pin(&cert.token_id);
+            }
         }
         result
     }
 
     /// The backend's signature over `input`, returned only once it verifies with the
-    /// certificate's key ([`verify_signature`]).
+    /// certificate's key ([`KeyCache::verify_signature`]).
     async fn verified_sign(
         &self,
         cert: &CertEntry,
@@ -477,7 +489,8 @@ impl Signing {
         auth: Auth,
     ) -> Result<Vec<u8>, Error> {
         let signature = self.live.sign(cert, hash, input.clone(), auth).await?;
-        verify_signature(cert, kind, hash, &input, &signature.bytes)?;
+        self.keys
+            .verify_signature(cert, kind, hash, &input, &signature.bytes)?;
         Ok(signature.bytes)
     }
 

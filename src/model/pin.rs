@@ -65,6 +65,19 @@ impl PinRefusal {
 }
 
 impl PinState {
+    /// Whether a correct PIN leaves these flags as they are: no warning that a successful
+    /// login clears (count low, final try, locked), no counter to reset (SKF's tries
+    /// left), nothing the user must do (change the PIN). Then a successful login need not
+    /// read the flags again.
+    pub fn unchanged_by_success(&self) -> bool {
+        !self.count_low
+            && !self.final_try
+            && !self.locked
+            && !self.to_be_changed
+            && !self.default_pin
+            && self.tries_left.is_none()
+    }
+
     /// Whether a PIN of `len` bytes fits the token's range. A token reporting 0 as the
     /// maximum does not say, so any length from `min_len` up is accepted.
     pub fn accepts_len(&self, len: usize) -> bool {
@@ -139,6 +152,44 @@ pub fn confirm(new: &Pin, again: &Pin) -> Result<(), PinRefusal> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn only_flags_a_right_pin_cannot_change_are_unchanged_by_success() {
+        let clean = PinState {
+            min_len: 4,
+            max_len: 16,
+            initialized: true,
+            ..PinState::default()
+        };
+        assert!(clean.unchanged_by_success());
+        for moved in [
+            PinState {
+                count_low: true,
+                ..clean
+            },
+            PinState {
+                final_try: true,
+                ..clean
+            },
+            PinState {
+                locked: true,
+                ..clean
+            },
+            PinState {
+                to_be_changed: true,
+                ..clean
+            },
+            PinState {
+                default_pin: true,
+                ..clean
+            },
+            PinState {
+                tries_left: Some(6),
+                ..clean
+            },
+        ] {
+            assert!(!moved.unchanged_by_success(), "{moved:?}");
+        }
+    }
     fn range(min: usize, max: usize) -> PinState {
         PinState {
             min_len: min,

@@ -458,7 +458,7 @@ impl Backend for SkfBackend {
                     return Err(unexpected(&answer));
                 };
                 // The core verifies it against the certificate before it leaves
-                // (`core::verify_signature`): a library that hashes twice is refused there.
+                // (`core::KeyCache::verify_signature`): a library that hashes twice is refused there.
                 Ok(Signature { algorithm, bytes })
             },
         )
