@@ -41,7 +41,7 @@ done
 
 IDENTIFIER=com.certray.pkg
 AGENT=com.certray.agent
-version=$(sed -n 's/^version = "\([^"]*\)".*/\1/p' Cargo.toml | head -n 1)
+version=$(sed -n 's/^version = "\([^"]*\)".*/\1/p' Cargo.toml | sed -n 1p)
 [ -n "$version" ] || die "no version in Cargo.toml"
 out="$root/target/macos"
 work=$(mktemp -d)
