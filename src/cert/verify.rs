@@ -641,9 +641,26 @@ enum Outcome {
     WrongKey,
 }
 
+/// ring's RSA PKCS#1 v1.5 algorithm for `hash` and a modulus of `bytes` bytes, where it
+/// has one.
+fn ring_pkcs1v15(hash: HashAlg, bytes: usize) -> Option<&'static ring::signature::RsaParameters> {
+    use ring::signature as r;
+    match (hash, bytes * 8) {
+        (HashAlg::Sha256, 2048..) => Some(&r::RSA_PKCS1_2048_8192_SHA256),
+        (HashAlg::Sha384, 2048..) => Some(&r::RSA_PKCS1_2048_8192_SHA384),
+        (HashAlg::Sha512, 2048..) => Some(&r::RSA_PKCS1_2048_8192_SHA512),
+        (HashAlg::Sha1, 2048..) => Some(&r::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY),
+        (HashAlg::Sha1, 1024..) => Some(&r::RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY),
+        (HashAlg::Sha256, 1024..) => Some(&r::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY),
+        (HashAlg::Sha512, 1024..) => Some(&r::RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY),
+        _ => None,
+    }
+}
+
 /// A public key certray can verify with.
 enum PublicKey {
-    Rsa(rsa::PublicKey),
+    /// The key, and its PKCS#1 `RSAPublicKey` DER (what ring reads).
+    Rsa(rsa::PublicKey, Vec<u8>),
     P256(p256::ecdsa::VerifyingKey),
     P384(p384::ecdsa::VerifyingKey),
     /// The uncompressed or compressed SEC 1 point (the verifying key is made per user ID).
@@ -653,7 +670,7 @@ enum PublicKey {
 impl PublicKey {
     fn name(&self) -> &'static str {
         match self {
-            PublicKey::Rsa(_) => "RSA",
+            PublicKey::Rsa(..) => "RSA",
             PublicKey::P256(_) => "P-256",
             PublicKey::P384(_) => "P-384",
             PublicKey::Sm2(_) => "SM2",
@@ -669,7 +686,7 @@ impl PublicKey {
             "1.2.840.113549.1.1.1" | "1.2.840.113549.1.1.10" => {
                 use rsa::pkcs1::DecodeRsaPublicKey;
                 rsa::PublicKey::from_pkcs1_der(bits)
-                    .map(PublicKey::Rsa)
+                    .map(|key| PublicKey::Rsa(key, bits.to_vec()))
                     .map_err(|e| KeyError::Broken(format!("RSA key: {e}")))
             }
             // SM2 as the algorithm itself
@@ -707,7 +724,19 @@ impl PublicKey {
     fn verify(&self, scheme: Scheme, message: Message<'_>, signature: &[u8]) -> Outcome {
         let good = |ok: bool| if ok { Outcome::Good } else { Outcome::Bad };
         match (self, scheme) {
-            (PublicKey::Rsa(key), Scheme::RsaPkcs1v15(hash)) => {
+            (PublicKey::Rsa(key, pkcs1), Scheme::RsaPkcs1v15(hash)) => {
+                // ring first, over data (it hashes itself): a yes is final. A no may also
+                // be a key ring will not take (its exponent and size bounds), so the rsa
+                // crate decides every no, and every digest.
+                if let (Message::Data(data), Some(algorithm)) = (
+                    message,
+                    ring_pkcs1v15(hash, rsa::traits::PublicKeyParts::size(key)),
+                ) && ring::signature::UnparsedPublicKey::new(algorithm, pkcs1)
+                    .verify(data, signature)
+                    .is_ok()
+                {
+                    return Outcome::Good;
+                }
                 let padding = match hash {
                     HashAlg::Sha1 => rsa::Pkcs1v15Sign::new::<sha1::Sha1>(),
                     HashAlg::Sha224 => rsa::Pkcs1v15Sign::new::<sha2::Sha224>(),
@@ -721,7 +750,7 @@ impl PublicKey {
                         .is_ok(),
                 )
             }
-            (PublicKey::Rsa(key), Scheme::RsaPss { hash, salt_len }) => {
+            (PublicKey::Rsa(key, _), Scheme::RsaPss { hash, salt_len }) => {
                 let hashed = message.digest(hash);
                 let ok = match hash {
                     HashAlg::Sha1 => key.verify(
