@@ -34,13 +34,16 @@ pub fn private_dir(dir: &Path) -> io::Result<()> {
 
 /// Options that create a file readable and writable by this user only (0600).
 fn private_options() -> OpenOptions {
-    let mut o = OpenOptions::new();
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
+        let mut o = OpenOptions::new();
         o.mode(0o600);
+        o
     }
-    o
+    // Windows: a file in the user's profile is the user's (its ACL is inherited).
+    #[cfg(not(unix))]
+    OpenOptions::new()
 }
 
 /// Make an existing file 0600 (a file made before certray kept its files private).
