@@ -16,7 +16,6 @@
 
 mod common;
 
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
@@ -30,7 +29,7 @@ use certray::ui::dialogs::{self, Cx, Dialog, DialogRequest, Outcome};
 use certray::ui::{Backend, BackendOptions, Dialogs, Notifier, Services};
 use common::bridge::Daemon;
 use common::browser::{CHROMIUM, browser_dir, ensure_node_modules, require_browser_tools};
-use common::desktop::{XSession, poll, require_all};
+use common::desktop::{XSession, dialog_host, poll, require_all};
 use common::*;
 use eframe::egui;
 use egui_kittest::Harness;
@@ -289,26 +288,9 @@ fn details_show_the_chain() {
 
 /// The dialog process (`certray dialog-host`) on `session`.
 fn dialogs_on(session: &XSession) -> Dialogs {
-    let program = env!("CARGO_BIN_EXE_certray");
-    let env: Vec<(&'static str, OsString)> = session.env();
     let home = session.dir.path().to_path_buf();
-    Dialogs::spawn_with(backend(), Notifier::off(), move || {
-        let mut cmd = Command::new(program);
-        cmd.env_remove("WAYLAND_DISPLAY")
-            .env_remove("RUST_LOG")
-            .envs(env.iter().map(|(k, v)| (*k, v)));
-        for var in [
-            "HOME",
-            "XDG_CONFIG_HOME",
-            "XDG_CACHE_HOME",
-            "XDG_DATA_HOME",
-            "XDG_STATE_HOME",
-        ] {
-            cmd.env(var, &home);
-        }
-        cmd
-    })
-    .expect("start the dialogs thread")
+    Dialogs::spawn_with(backend(), Notifier::off(), dialog_host(session.env(), home))
+        .expect("start the dialogs thread")
 }
 
 /// A picture of window `w` that no longer changes (drawn, and done drawing), at `path`.

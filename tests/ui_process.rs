@@ -26,7 +26,7 @@ use certray::core::Live;
 use certray::core::{ConsentAnswer, PinAnswer, PinRequest, Prompt};
 use certray::i18n::Lang;
 use certray::ui::{Backend, BackendOptions, Dialogs, Notifier, UiPrompt};
-use common::desktop::{WAIT, XSession, poll, require_all};
+use common::desktop::{WAIT, XSession, dialog_host, poll, require_all};
 use common::*;
 use secrecy::ExposeSecret;
 
@@ -114,24 +114,8 @@ fn backend() -> Arc<Backend> {
 /// The dialogs, running `certray dialog-host` (the binary under test) with `env` and a
 /// home of its own in `home`.
 fn dialogs(env: Vec<(&'static str, OsString)>, home: PathBuf) -> Dialogs {
-    let program = env!("CARGO_BIN_EXE_certray");
-    Dialogs::spawn_with(backend(), Notifier::off(), move || {
-        let mut cmd = Command::new(program);
-        cmd.env_remove("WAYLAND_DISPLAY")
-            .env_remove("RUST_LOG")
-            .envs(env.iter().map(|(k, v)| (*k, v)));
-        for var in [
-            "HOME",
-            "XDG_CONFIG_HOME",
-            "XDG_CACHE_HOME",
-            "XDG_DATA_HOME",
-            "XDG_STATE_HOME",
-        ] {
-            cmd.env(var, &home);
-        }
-        cmd
-    })
-    .expect("start the dialogs thread")
+    Dialogs::spawn_with(backend(), Notifier::off(), dialog_host(env, home))
+        .expect("start the dialogs thread")
 }
 
 /// Xvfb (with `-noreset`: clients here come and go) and a session bus, and the dialogs on

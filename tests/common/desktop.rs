@@ -177,6 +177,32 @@ pub struct XSession {
     pub bus: String,
 }
 
+/// What starts `certray dialog-host` (the binary under test) for `Dialogs::spawn_with`:
+/// with `env` (a session's display and bus, say), no Wayland, no `RUST_LOG`, and every home
+/// directory (`HOME`, `XDG_*_HOME`) in `home`.
+pub fn dialog_host(
+    env: Vec<(&'static str, std::ffi::OsString)>,
+    home: PathBuf,
+) -> impl Fn() -> Command + Send + 'static {
+    let program = env!("CARGO_BIN_EXE_certray");
+    move || {
+        let mut cmd = Command::new(program);
+        cmd.env_remove("WAYLAND_DISPLAY")
+            .env_remove("RUST_LOG")
+            .envs(env.iter().map(|(k, v)| (*k, v)));
+        for var in [
+            "HOME",
+            "XDG_CONFIG_HOME",
+            "XDG_CACHE_HOME",
+            "XDG_DATA_HOME",
+            "XDG_STATE_HOME",
+        ] {
+            cmd.env(var, &home);
+        }
+        cmd
+    }
+}
+
 impl XSession {
     /// Start Xvfb with a `width`x`height` screen and a session bus; both are ready (they
     /// have printed the display number and the address) when this returns.
