@@ -27,6 +27,15 @@ struct Fx {
 }
 
 impl Fx {
+    /// The user PIN's tries left, as softskf's own state counts them.
+    fn user_tries_left(&self) -> u32 {
+        self.skf
+            .pin_counters(skf::DEVICE, skf::APP)
+            .unwrap()
+            .user
+            .remaining
+    }
+
     fn new(skf: SoftSkf) -> Fx {
         Fx::with_timeout(skf, 30_000)
     }
@@ -134,6 +143,13 @@ impl Fx {
     }
 }
 
+/// The command's output names `code` (a user-facing error code), else the test fails
+/// showing the output.
+fn assert_says(out: &Output, code: &str) {
+    let text = output_text(out);
+    assert!(text.contains(code), "expected {code}:\n{text}");
+}
+
 fn token_id(list: &Value) -> String {
     list["tokens"][0]["id"].as_str().unwrap().to_owned()
 }
@@ -236,50 +252,20 @@ fn skf_pin_counts_down_needs_force_on_the_last_try_locks_and_unlocks() {
     // Each wrong PIN costs one try, in the key's own counters (every command is a new
     // process and a new host: the counters persist like a key's).
     let (out, _) = fx.sign(&sm2, "000000", false, &[]);
-    assert!(
-        output_text(&out).contains("PIN_INCORRECT"),
-        "{}",
-        output_text(&out)
-    );
-    assert_eq!(
-        fx.skf
-            .pin_counters(skf::DEVICE, skf::APP)
-            .unwrap()
-            .user
-            .remaining,
-        2
-    );
+    assert_says(&out, "PIN_INCORRECT");
+    assert_eq!(fx.user_tries_left(), 2);
     let (out, _) = fx.sign(&sm2, "000000", false, &[]);
-    assert!(output_text(&out).contains("PIN_INCORRECT"));
+    assert_says(&out, "PIN_INCORRECT");
     assert_eq!(fx.pin_status(&token)["final_try"], true);
     // The last try is refused without --force, and nothing reaches the key.
     let (out, _) = fx.sign(&sm2, "000000", false, &[]);
-    assert!(
-        output_text(&out).contains("PIN_FINAL_TRY"),
-        "{}",
-        output_text(&out)
-    );
-    assert_eq!(
-        fx.skf
-            .pin_counters(skf::DEVICE, skf::APP)
-            .unwrap()
-            .user
-            .remaining,
-        1
-    );
+    assert_says(&out, "PIN_FINAL_TRY");
+    assert_eq!(fx.user_tries_left(), 1);
     let (out, _) = fx.sign(&sm2, "000000", true, &[]);
-    assert!(
-        output_text(&out).contains("PIN_LOCKED"),
-        "{}",
-        output_text(&out)
-    );
+    assert_says(&out, "PIN_LOCKED");
     // Locked: even the right PIN is refused before the key is asked.
     let (out, _) = fx.sign(&sm2, "123456", true, &[]);
-    assert!(
-        output_text(&out).contains("PIN_LOCKED"),
-        "{}",
-        output_text(&out)
-    );
+    assert_says(&out, "PIN_LOCKED");
 
     // A wrong admin PIN costs an admin try; the right one unblocks with a new user PIN.
     let unlock = |admin: &str, new: &str| {
@@ -288,11 +274,7 @@ fn skf_pin_counts_down_needs_force_on_the_last_try_locks_and_unlocks() {
         certray_with_input(&mut c, &format!("{admin}\n{new}\n"))
     };
     let out = unlock("87654321", "654321");
-    assert!(
-        output_text(&out).contains("PIN_INCORRECT"),
-        "{}",
-        output_text(&out)
-    );
+    assert_says(&out, "PIN_INCORRECT");
     assert_eq!(
         fx.skf
             .pin_counters(skf::DEVICE, skf::APP)
@@ -330,11 +312,7 @@ fn skf_admin_lock_is_final() {
     let token = token_id(&list);
     let sm2 = fx.cert_id(&list, skf::SM2_CONTAINER);
     let (out, _) = fx.sign(&sm2, "000000", true, &[]);
-    assert!(
-        output_text(&out).contains("PIN_LOCKED"),
-        "{}",
-        output_text(&out)
-    );
+    assert_says(&out, "PIN_LOCKED");
     let unlock = |admin: &str, force: bool| {
         let mut c = fx.cmd(&[]);
         c.args(["pin", "unlock", "--pin-stdin", "--token", &token]);
@@ -345,23 +323,11 @@ fn skf_admin_lock_is_final() {
     };
     // One admin try left: refused without --force.
     let out = unlock("00000000", false);
-    assert!(
-        output_text(&out).contains("PIN_FINAL_TRY"),
-        "{}",
-        output_text(&out)
-    );
+    assert_says(&out, "PIN_FINAL_TRY");
     let out = unlock("00000000", true);
-    assert!(
-        output_text(&out).contains("PIN_LOCKED"),
-        "{}",
-        output_text(&out)
-    );
+    assert_says(&out, "PIN_LOCKED");
     let out = unlock("12345678", true);
-    assert!(
-        output_text(&out).contains("PIN_LOCKED"),
-        "{}",
-        output_text(&out)
-    );
+    assert_says(&out, "PIN_LOCKED");
     assert_eq!(
         fx.skf
             .pin_counters(skf::DEVICE, skf::APP)
@@ -497,18 +463,10 @@ fn skf_a_library_that_answers_incorrect_on_the_locking_try_still_locks() {
     let sm2 = fx.cert_id(&list, skf::SM2_CONTAINER);
     let quirk = [("SOFTSKF_QUIRKS", "pin-incorrect-at-zero")];
     let (out, _) = fx.sign(&sm2, "000000", false, &quirk);
-    assert!(
-        output_text(&out).contains("PIN_INCORRECT"),
-        "{}",
-        output_text(&out)
-    );
+    assert_says(&out, "PIN_INCORRECT");
     // The locking try answers SAR_PIN_INCORRECT with 0 left: certray says locked.
     let (out, _) = fx.sign(&sm2, "000000", true, &quirk);
-    assert!(
-        output_text(&out).contains("PIN_LOCKED"),
-        "{}",
-        output_text(&out)
-    );
+    assert_says(&out, "PIN_LOCKED");
     assert_eq!(out.status.code(), Some(21));
 }
 
