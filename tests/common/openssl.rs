@@ -30,6 +30,20 @@ pub fn line_after<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
         .map(str::trim)
 }
 
+/// The serial number in `facts` (`openssl x509 -serial` output) as certray's model writes
+/// it: lower-case hex without leading zero bytes ("0" for zero). OpenSSL prints whole bytes,
+/// "00" for zero.
+pub fn openssl_serial(facts: &str) -> String {
+    let serial = line_after(facts, "serial=")
+        .expect("serial")
+        .to_ascii_lowercase();
+    let mut serial = serial.as_str();
+    while let Some(rest) = serial.strip_prefix("00") {
+        serial = rest;
+    }
+    if serial.is_empty() { "0" } else { serial }.to_string()
+}
+
 /// The SHA-256 fingerprint of a DER certificate as `openssl x509 -fingerprint` prints it,
 /// lowercased without colons.
 pub fn openssl_sha256(der: &Path) -> String {
