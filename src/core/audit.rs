@@ -8,6 +8,7 @@
 //! `(KEEP + 1) × MAX_BYTES`. Shown on a terminal, every field goes through
 //! [`AuditRecord::escaped`]: control characters cannot forge a row.
 
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -63,7 +64,9 @@ impl AuditRecord {
 #[derive(Debug)]
 pub struct Audit {
     file: Option<PathBuf>,
-    lock: Mutex<()>,
+    /// The log, kept open between records (opened again after a rotation, or when the file
+    /// was removed or replaced); the lock also keeps records whole and in order.
+    open: Mutex<Option<File>>,
     max_bytes: u64,
 }
 
@@ -81,7 +84,7 @@ impl Audit {
         }
         Audit {
             file: dir.map(|d| d.join("audit.log")),
-            lock: Mutex::new(()),
+            open: Mutex::new(None),
             max_bytes,
         }
     }
@@ -92,23 +95,44 @@ impl Audit {
             .format(&Rfc3339)
             .unwrap_or_default();
         let Some(path) = &self.file else { return };
-        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        let line = serde_json::to_string(&r).unwrap_or_default();
-        let result = (|| {
-            if std::fs::metadata(path).is_ok_and(|m| m.len() + line.len() as u64 >= self.max_bytes)
-            {
-                rotate(path)?;
-            }
-            let mut f = crate::platform::files::append_private(path)?;
-            writeln!(f, "{line}")
-        })();
-        if let Err(e) = result {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let mut line = serde_json::to_string(&r).unwrap_or_default();
+        line.push('\n');
+        if let Err(e) = self.append(path, &mut open, &line) {
+            // Opened again for the next record.
+            *open = None;
             tracing::warn!(path = %path.display(), error = %e, "cannot write the audit log");
         }
     }
+
+    /// Append `line` to the log at `path` through `open`, rotating first when it would reach
+    /// the cap.
+    fn append(&self, path: &Path, open: &mut Option<File>, line: &str) -> std::io::Result<()> {
+        use crate::platform::files::{append_private, still_open_at};
+        let kept = match open.as_ref() {
+            Some(f) => still_open_at(f, path)?,
+            None => None,
+        };
+        let len = match kept {
+            Some(len) => len,
+            None => {
+                *open = None;
+                open.insert(append_private(path)?).metadata()?.len()
+            }
+        };
+        if len > 0 && len + line.len() as u64 > self.max_bytes {
+            // Closed before the rename (Windows cannot rename an open file).
+            *open = None;
+            rotate(path)?;
+        }
+        let f = match open {
+            Some(f) => f,
+            None => open.insert(append_private(path)?),
+        };
+        f.write_all(line.as_bytes())
+    }
 }
 
-/// `audit.log.{n}` (`n` = 0: `audit.log` itself).
 fn numbered(path: &Path, n: usize) -> PathBuf {
     if n == 0 {
         return path.to_path_buf();
@@ -211,6 +235,57 @@ mod tests {
             assert_eq!(mode(&state.join("audit.log")), 0o600);
             assert_eq!(mode(&state.join("audit.log.1")), 0o600);
         }
+    }
+
+    /// The log is kept open between records; a file removed, replaced or loosened meanwhile
+    /// (by the person, or another certray process rotating it) is followed, not written past.
+    #[cfg(unix)]
+    #[test]
+    fn the_open_log_follows_the_file_at_its_path() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("audit.log");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let a = Audit::open(Some(dir.path()));
+        a.record(record(1));
+        // Removed: the next record makes it again.
+        std::fs::remove_file(&log).unwrap();
+        a.record(record(2));
+        assert_eq!(
+            read_audit(dir.path())
+                .iter()
+                .map(|r| r.bytes)
+                .collect::<Vec<_>>(),
+            [2]
+        );
+        // Renamed away and replaced by another file: the record goes to the file at the path.
+        std::fs::rename(&log, dir.path().join("moved")).unwrap();
+        std::fs::write(&log, "").unwrap();
+        std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o644)).unwrap();
+        a.record(record(3));
+        assert_eq!(
+            read_audit(dir.path())
+                .iter()
+                .map(|r| r.bytes)
+                .collect::<Vec<_>>(),
+            [3]
+        );
+        assert_eq!(mode(&log), 0o600);
+        // Loosened while open: made 0600 again by the next record, which lands after a
+        // line another writer appended.
+        std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let line = serde_json::to_string(&record(4)).unwrap() + "\n";
+        let mut other = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        other.write_all(line.as_bytes()).unwrap();
+        a.record(record(5));
+        assert_eq!(mode(&log), 0o600);
+        assert_eq!(
+            read_audit(dir.path())
+                .iter()
+                .map(|r| r.bytes)
+                .collect::<Vec<_>>(),
+            [3, 4, 5]
+        );
     }
 
     #[test]

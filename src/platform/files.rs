@@ -89,6 +89,33 @@ pub fn append_private(path: &Path) -> io::Result<File> {
     Ok(f)
 }
 
+/// For a file kept open for appending at `path`: its length when `path` is still that file,
+/// made 0600 again if its mode was changed meanwhile; `None` when the file was removed or
+/// replaced (then open `path` again). Two `stat`s instead of the `mkdir`, `open`, `stat`s
+/// and `close` of [`append_private`]. Elsewhere than Unix always `None`.
+pub fn still_open_at(f: &File, path: &Path) -> io::Result<Option<u64>> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let Ok(at_path) = std::fs::metadata(path) else {
+            return Ok(None);
+        };
+        let open = f.metadata()?;
+        if (open.dev(), open.ino()) != (at_path.dev(), at_path.ino()) {
+            return Ok(None);
+        }
+        if at_path.permissions().mode() & 0o777 != 0o600 {
+            f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        }
+        Ok(Some(at_path.len()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (f, path);
+        Ok(None)
+    }
+}
+
 /// Make `dir` 0700 and every file directly in it 0600: the daemon's log directory, whose
 /// files the logging library creates with the default mode.
 pub fn make_private_tree(dir: &Path) -> io::Result<()> {
