@@ -246,30 +246,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("audit.log");
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        // The records in the log, by their `bytes`.
+        let logged = || {
+            read_audit(dir.path())
+                .iter()
+                .map(|r| r.bytes)
+                .collect::<Vec<_>>()
+        };
         let a = Audit::open(Some(dir.path()));
         a.record(record(1));
         // Removed: the next record makes it again.
         std::fs::remove_file(&log).unwrap();
         a.record(record(2));
-        assert_eq!(
-            read_audit(dir.path())
-                .iter()
-                .map(|r| r.bytes)
-                .collect::<Vec<_>>(),
-            [2]
-        );
+        assert_eq!(logged(), [2]);
         // Renamed away and replaced by another file: the record goes to the file at the path.
         std::fs::rename(&log, dir.path().join("moved")).unwrap();
         std::fs::write(&log, "").unwrap();
         std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o644)).unwrap();
         a.record(record(3));
-        assert_eq!(
-            read_audit(dir.path())
-                .iter()
-                .map(|r| r.bytes)
-                .collect::<Vec<_>>(),
-            [3]
-        );
+        assert_eq!(logged(), [3]);
         assert_eq!(mode(&log), 0o600);
         // Loosened while open: made 0600 again by the next record, which lands after a
         // line another writer appended.
@@ -279,13 +274,7 @@ mod tests {
         other.write_all(line.as_bytes()).unwrap();
         a.record(record(5));
         assert_eq!(mode(&log), 0o600);
-        assert_eq!(
-            read_audit(dir.path())
-                .iter()
-                .map(|r| r.bytes)
-                .collect::<Vec<_>>(),
-            [3, 4, 5]
-        );
+        assert_eq!(logged(), [3, 4, 5]);
     }
 
     #[test]
