@@ -70,29 +70,41 @@ pub fn pcsc_backed(path: &Path) -> bool {
 /// known ones that exist. A path listed twice (even through a symlink) is loaded once,
 /// with the options of its first entry.
 pub fn resolve(configured: &[ModuleConfig], use_defaults: bool) -> Vec<ModuleConfig> {
-    let mut out: Vec<ModuleConfig> = Vec::new();
-    let mut seen: Vec<PathBuf> = Vec::new();
-    let defaults = known()
+    configured_then_known(
+        configured.iter().cloned(),
+        known(),
+        use_defaults,
+        ModuleConfig::new,
+        |m| &m.path,
+    )
+}
+
+/// The rule every kind of vendor library is chosen by (PKCS#11 modules here, SKF libraries
+/// in `skf::registry`): the configured entries in order, then (with `use_defaults`) the
+/// `known` paths whose file exists, made into entries by `entry`; an entry whose path
+/// (followed through symlinks) came before is left out.
+pub(crate) fn configured_then_known<T>(
+    configured: impl IntoIterator<Item = T>,
+    known: &[&str],
+    use_defaults: bool,
+    entry: impl Fn(PathBuf) -> T,
+    path: impl Fn(&T) -> &Path,
+) -> Vec<T> {
+    let defaults = known
         .iter()
         .map(PathBuf::from)
-        .filter(|p| p.exists())
-        .map(ModuleConfig::new);
-    let candidates = configured
-        .iter()
-        .cloned()
-        .chain(defaults.filter(|_| use_defaults));
-    for m in candidates {
-        let canon = canonical(&m.path);
+        .filter(|p| use_defaults && p.exists())
+        .map(entry);
+    let mut out: Vec<T> = Vec::new();
+    let mut seen: Vec<PathBuf> = Vec::new();
+    for item in configured.into_iter().chain(defaults) {
+        let canon = std::fs::canonicalize(path(&item)).unwrap_or_else(|_| path(&item).into());
         if !seen.contains(&canon) {
             seen.push(canon);
-            out.push(m);
+            out.push(item);
         }
     }
     out
-}
-
-fn canonical(p: &Path) -> PathBuf {
-    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
 #[cfg(test)]

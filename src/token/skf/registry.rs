@@ -1,7 +1,7 @@
 //! Where the platform's known vendor SKF libraries live (shared/docs/VENDOR-MODULES.md).
 //! Only libraries whose file exists are tried; an absent default is not an error.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Known SKF library locations for this platform, most common first.
 pub fn known() -> &'static [&'static str] {
@@ -43,24 +43,13 @@ pub fn known() -> &'static [&'static str] {
 /// The libraries to load: the configured ones in order, then (with `use_defaults`) the
 /// known ones that exist. A path listed twice (even through a symlink) is loaded once.
 pub fn resolve(configured: &[PathBuf], use_defaults: bool) -> Vec<PathBuf> {
-    let defaults = known()
-        .iter()
-        .map(PathBuf::from)
-        .filter(|p| p.exists() && use_defaults);
-    let mut out: Vec<PathBuf> = Vec::new();
-    let mut seen: Vec<PathBuf> = Vec::new();
-    for p in configured.iter().cloned().chain(defaults) {
-        let canon = canonical(&p);
-        if !seen.contains(&canon) {
-            seen.push(canon);
-            out.push(p);
-        }
-    }
-    out
-}
-
-fn canonical(p: &Path) -> PathBuf {
-    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+    crate::token::modules::configured_then_known(
+        configured.iter().cloned(),
+        known(),
+        use_defaults,
+        |p| p,
+        PathBuf::as_path,
+    )
 }
 
 #[cfg(test)]
