@@ -79,6 +79,16 @@ impl Token {
             .clone()
     }
 
+    /// The id of the listed certificate of the fixture `name`.
+    fn cert_id(&self, list: &Value, name: &str) -> String {
+        self.cert(list, name)["id"].as_str().unwrap().to_string()
+    }
+
+    /// The id of the (one) token listed.
+    fn token_id(list: &Value) -> String {
+        list["tokens"][0]["id"].as_str().unwrap().to_string()
+    }
+
     fn sign(&self, cert_id: &str, extra: &[&str], pin: &str, dir: &Path) -> std::process::Output {
         let data = dir.join("data.txt");
         if !data.exists() {
@@ -321,10 +331,7 @@ fn human_list_is_chinese_and_aligned_and_english_on_request() {
 fn show_prints_json_pem_and_der_of_one_certificate() {
     let t = Token::new();
     let list = t.list();
-    let id = t.cert(&list, "rsa-utf8")["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = t.cert_id(&list, "rsa-utf8");
     let out = run(t.cmd().args(["show", &id, "--json"]));
     let one: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(one, t.cert(&list, "rsa-utf8"));
@@ -387,7 +394,7 @@ fn signatures_verify_with_openssl() {
         ("ec-expired", "sha512"),
     ];
     for (name, hash) in cases {
-        let id = t.cert(&list, name)["id"].as_str().unwrap().to_string();
+        let id = t.cert_id(&list, name);
         let out = t.sign(&id, &["--hash", hash], PIN, dir.path());
         assert!(out.status.success(), "{name} {hash}: {}", output_text(&out));
         assert!(
@@ -405,7 +412,7 @@ fn signatures_verify_with_openssl() {
             data.as_os_str(),
         ]);
         std::fs::write(&digest, d.stdout).unwrap();
-        let id = t.cert(&list, name)["id"].as_str().unwrap().to_string();
+        let id = t.cert_id(&list, name);
         let mut cmd = t.cmd();
         cmd.args(["sign", "--cert", &id, "--digest", "--in"])
             .arg(&digest)
@@ -437,11 +444,11 @@ fn signing_refuses_what_cannot_sign() {
     let t = Token::new();
     let list = t.list();
     let dir = tempfile::tempdir().unwrap();
-    let no_key = t.cert(&list, "rsa-bmp")["id"].as_str().unwrap().to_string();
+    let no_key = t.cert_id(&list, "rsa-bmp");
     let out = t.sign(&no_key, &[], PIN, dir.path());
     assert_eq!(out.status.code(), Some(12), "{}", output_text(&out));
     assert!(output_text(&out).contains("NO_PRIVATE_KEY"));
-    let sm2 = t.cert(&list, "sm2")["id"].as_str().unwrap().to_string();
+    let sm2 = t.cert_id(&list, "sm2");
     let out = t.sign(&sm2, &[], PIN, dir.path());
     assert_eq!(out.status.code(), Some(12), "{}", output_text(&out)); // no key imported
     let garbage = list["certificates"]
@@ -460,11 +467,8 @@ fn signing_refuses_what_cannot_sign() {
 fn wrong_pin_reports_incorrect_with_the_token_flags() {
     let t = Token::new();
     let list = t.list();
-    let id = t.cert(&list, "rsa-utf8")["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let token = list["tokens"][0]["id"].as_str().unwrap().to_string();
+    let id = t.cert_id(&list, "rsa-utf8");
+    let token = Token::token_id(&list);
     let dir = tempfile::tempdir().unwrap();
     let out = t.sign(&id, &[], "000000", dir.path());
     assert_eq!(out.status.code(), Some(20), "{}", output_text(&out));
@@ -486,11 +490,8 @@ fn wrong_pin_reports_incorrect_with_the_token_flags() {
 fn pin_change_and_unlock_set_the_pin_the_token_then_accepts() {
     let t = Token::new();
     let list = t.list();
-    let id = t.cert(&list, "rsa-utf8")["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let token = list["tokens"][0]["id"].as_str().unwrap().to_string();
+    let id = t.cert_id(&list, "rsa-utf8");
+    let token = Token::token_id(&list);
     let dir = tempfile::tempdir().unwrap();
     let change = |input: &str| {
         let mut cmd = t.cmd();
@@ -620,11 +621,8 @@ fn demo_creates_its_token_once_and_lists_it() {
 fn pins_never_reach_the_logs_even_at_trace_level() {
     let t = Token::new();
     let list = t.list();
-    let id = t.cert(&list, "rsa-utf8")["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let token = list["tokens"][0]["id"].as_str().unwrap().to_string();
+    let id = t.cert_id(&list, "rsa-utf8");
+    let token = Token::token_id(&list);
     let dir = tempfile::tempdir().unwrap();
     let mut logs = String::new();
     let mut go = |args: &[&str], input: &str| {
