@@ -19,8 +19,8 @@ use super::trust::{Trust, TrustProblem};
 use super::{Error, entry};
 use crate::config::{Config, ModuleConfig};
 use crate::model::{
-    CertEntry, Event, HashAlg, Hint, Pin, PinState, SignInput, Signature, Snapshot, Token, TokenId,
-    TokenScan,
+    CertEntry, Event, HashAlg, Hint, KeyPresence, Pin, PinState, SignInput, Signature, Snapshot,
+    Token, TokenId, TokenScan,
 };
 use crate::token::modules;
 use crate::token::pcsc::{PcscEvent, PcscWatcher};
@@ -413,6 +413,30 @@ impl Live {
     /// `pin-state-changed` when they moved. Cheaper than a rescan: one C_GetTokenInfo.
     pub fn check_pin(&self, token_id: &TokenId) {
         let _ = self.input.send(Input::PinCheck(token_id.clone()));
+    }
+
+    /// A signature was made with `cert`'s key: where the token hid that key until login
+    /// (listed as unknown), it is known to be there from now on, and subscribers hear of it
+    /// (`certificates-changed`). A rescan that lists the same certificates keeps it so.
+    pub fn key_confirmed(&self, cert: &CertEntry) {
+        self.shared.publish(|s| {
+            let mut certs = s.certificates_of(&cert.token_id);
+            let mut moved = false;
+            for c in certs.iter_mut().filter(|c| {
+                c.key_id == cert.key_id && c.has_private_key == KeyPresence::UnknownUntilLogin
+            }) {
+                c.has_private_key = KeyPresence::Yes;
+                moved = true;
+            }
+            if !moved {
+                return Change::default();
+            }
+            Some(Event::CertificatesChanged {
+                token_id: cert.token_id.clone(),
+                certificates: certs,
+            })
+            .into()
+        });
     }
 
     /// A certificate by its exact id.

@@ -15,7 +15,9 @@ use super::audit::{Audit, AuditRecord};
 use super::prompt::{PinAnswer, PinRequest, Prompt};
 use super::{Error, KeyCache, Live, default_hash, hash_fits, signing_key};
 use crate::cms;
-use crate::model::{CertEntry, CertId, HashAlg, KeyKind, Pin, SignInput, algorithm_name};
+use crate::model::{
+    CertEntry, CertId, HashAlg, KeyKind, KeyPresence, Pin, SignInput, algorithm_name,
+};
 use crate::token::pkcs11::Auth;
 
 /// What a signature comes out as.
@@ -462,6 +464,10 @@ impl Signing {
                 "CMS formats sign the data, not a digest".into(),
             )),
         };
+        if result.is_ok() && cert.has_private_key == KeyPresence::UnknownUntilLogin {
+            // The token showed the key once logged in: it is there.
+            self.live.key_confirmed(cert);
+        }
         if pin_used {
             // Its PIN flags may have moved (subscribers hear of it), unless the PIN was
             // right and the flags showed nothing a correct PIN clears: then the next

@@ -5,6 +5,7 @@
 
 use crate::common;
 
+use common::bridge::Daemon;
 use common::*;
 use serde_json::Value;
 
@@ -128,4 +129,71 @@ fn a_key_hidden_until_login_is_unknown_then_signs_after_the_pin() {
     assert!(text.contains("已登录密钥查找"), "{text}");
     assert!(text.contains("looked up after login"), "{text}");
     assert!(!sig.exists());
+}
+
+/// Through the daemon: once a signature shows the hidden key is there, the inventory says so
+/// (`has_private_key: true`) to every front door, without waiting for a rescan; the
+/// certificate whose key is really absent stays unknown.
+#[test]
+fn a_signature_confirms_a_hidden_key_in_the_running_inventory() {
+    use base64::Engine;
+    let (hsm, _config) = hidden_key_token();
+    let d = Daemon::start(&hsm, "");
+    let listed = || d.get("/v1/certificates").send().expect(200);
+    let presence = |list: &Value, name: &str| {
+        let id = cert_id(list, name);
+        list["certificates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id.as_str())
+            .unwrap()["has_private_key"]
+            .clone()
+    };
+    let before = listed();
+    assert!(presence(&before, "rsa-utf8").is_null(), "{before:#}");
+    assert!(presence(&before, "rsa-bmp").is_null(), "{before:#}");
+
+    let data = "纳税申报表 · confirmed by its first signature\n".repeat(20);
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let signed = d
+        .post_json(
+            "/v1/sign",
+            &serde_json::json!({
+                "certificate_id": cert_id(&before, "rsa-utf8"),
+                "data": b64.encode(&data),
+                "pin": PIN,
+            }),
+        )
+        .send()
+        .expect(200);
+    let dir = tempfile::tempdir().unwrap();
+    let (sig, data_file) = (dir.path().join("sig.bin"), dir.path().join("data.txt"));
+    std::fs::write(&data_file, &data).unwrap();
+    std::fs::write(
+        &sig,
+        b64.decode(signed["signature"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        openssl_verify(&fixture("rsa-utf8.der"), "sha256", &sig, &data_file),
+        "the signature does not verify"
+    );
+    let after = listed();
+    assert_eq!(presence(&after, "rsa-utf8"), true, "{after:#}");
+
+    // Really no key: refused after the PIN, and still not claimed.
+    d.post_json(
+        "/v1/sign",
+        &serde_json::json!({
+            "certificate_id": cert_id(&before, "rsa-bmp"),
+            "data": b64.encode(&data),
+            "pin": PIN,
+        }),
+    )
+    .send()
+    .expect_error(409, "NO_PRIVATE_KEY");
+    let last = listed();
+    assert!(presence(&last, "rsa-bmp").is_null(), "{last:#}");
+    assert_eq!(presence(&last, "rsa-utf8"), true, "{last:#}");
 }
