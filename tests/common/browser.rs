@@ -68,3 +68,79 @@ pub fn ensure_node_modules(npm: &Path) {
     );
     eprintln!("npm ci took {:.1} s", started.elapsed().as_secs_f64());
 }
+
+/// `node SCRIPT` in tests/browser with Debian's Chromium, its `envs` set: its output lines
+/// (stderr's prefixed `stderr: `), each printed and handed to `on_line` as it comes (a
+/// scenario asks the test to pull a key that way). It fails, with the lines and the tail of
+/// `log()` (the daemon's), when the run takes longer than `timeout` or does not succeed.
+pub fn run_node(
+    node: &Path,
+    script: &str,
+    envs: &[(&str, std::ffi::OsString)],
+    timeout: std::time::Duration,
+    mut on_line: impl FnMut(&str),
+    log: impl Fn() -> String,
+) -> Vec<String> {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::sync::mpsc;
+
+    let mut child = Command::new(node)
+        .arg(script)
+        .current_dir(browser_dir())
+        .envs(envs.iter().map(|(k, v)| (k, v)))
+        .env("CERTRAY_CHROMIUM", CHROMIUM)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start node");
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().expect("node's stdout");
+    let out_tx = tx.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = out_tx.send(line);
+        }
+    });
+    let stderr = child.stderr.take().expect("node's stderr");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(format!("stderr: {line}"));
+        }
+    });
+    let tail = || {
+        let log = log();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(80)..].join("\n")
+    };
+    let deadline = Instant::now() + timeout;
+    let mut lines = Vec::new();
+    loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) => {
+                println!("{}", line.chars().take(400).collect::<String>());
+                on_line(&line);
+                lines.push(line);
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "node {script} did not finish within {timeout:?}:\n{}\n--- daemon log (tail) ---\n{}",
+                    lines.join("\n"),
+                    tail()
+                );
+            }
+        }
+    }
+    let status = child.wait().expect("wait for node");
+    assert!(
+        status.success(),
+        "node {script} failed ({status}):\n{}\n--- daemon log (tail) ---\n{}",
+        lines.join("\n"),
+        tail()
+    );
+    lines
+}

@@ -27,11 +27,11 @@ use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::browser::{CHROMIUM, browser_dir, ensure_node_modules, require_browser_tools};
+use common::browser::{ensure_node_modules, require_browser_tools, run_node};
 use common::pcsc::{Pcscd, Vicc};
 use common::*;
 
@@ -262,77 +262,33 @@ fn a_real_browser_uses_the_bridge_and_only_from_allowed_origins() {
 
     // The browser run.
     let shots = hsm.dir().join("screenshots");
-    let mut child = Command::new(&node)
-        .arg("bridge.test.mjs")
-        .current_dir(browser_dir())
-        .env("CERTRAY_BRIDGE_URL", &daemon.url)
-        .env("CERTRAY_PORTAL_URL", &portal.origin)
-        .env("CERTRAY_DENIED_URL", &denied.origin)
-        .env("CERTRAY_SCREENSHOT_DIR", &shots)
-        .env("CERTRAY_PIN", PIN)
-        .env("CERTRAY_CHROMIUM", CHROMIUM)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start node");
-    let (tx, rx) = mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    let out_tx = tx.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            let _ = out_tx.send(line);
-        }
-    });
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            let _ = tx.send(format!("stderr: {line}"));
-        }
-    });
-
     let browser_started = Instant::now();
     let mut card = Some(card);
     let mut pulled_at = None;
-    let mut lines = Vec::new();
-    let deadline = browser_started + NODE_TIMEOUT;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) => {
-                println!("{line}");
-                if line == "PULL" {
-                    // The key is pulled: its token store goes, then the card leaves the reader.
-                    std::fs::remove_dir_all(&pulled_dir[0]).unwrap();
-                    if let Some(card) = card.take() {
-                        card.remove();
-                    }
-                    pulled_at = Some(Instant::now());
+    let lines = run_node(
+        &node,
+        "bridge.test.mjs",
+        &[
+            ("CERTRAY_BRIDGE_URL", daemon.url.clone().into()),
+            ("CERTRAY_PORTAL_URL", portal.origin.clone().into()),
+            ("CERTRAY_DENIED_URL", denied.origin.clone().into()),
+            ("CERTRAY_SCREENSHOT_DIR", shots.clone().into()),
+            ("CERTRAY_PIN", PIN.into()),
+        ],
+        NODE_TIMEOUT,
+        |line| {
+            if line == "PULL" {
+                // The key is pulled: its token store goes, then the card leaves the reader.
+                std::fs::remove_dir_all(&pulled_dir[0]).unwrap();
+                if let Some(card) = card.take() {
+                    card.remove();
                 }
-                lines.push(line);
+                pulled_at = Some(Instant::now());
             }
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "the browser run did not finish within {NODE_TIMEOUT:?}\n{}\n--- daemon log ---\n{}",
-                    lines.join("\n"),
-                    daemon.log_text()
-                );
-            }
-        }
-    }
-    let status = child.wait().expect("wait for node");
-    let browser = browser_started.elapsed();
-    assert!(
-        status.success(),
-        "the browser scenarios failed ({status}):\n{}\n--- daemon log ---\n{}",
-        lines.join("\n"),
-        daemon.log_text()
+        },
+        || daemon.log_text(),
     );
+    let browser = browser_started.elapsed();
     assert!(
         pulled_at.is_some(),
         "the script never asked to pull the key"

@@ -17,15 +17,12 @@
 use crate::common;
 
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use common::bridge::Daemon;
-use common::browser::{CHROMIUM, browser_dir, ensure_node_modules, require_browser_tools};
+use common::browser::{ensure_node_modules, require_browser_tools, run_node};
 use common::skf::{self, SoftSkf};
 use common::*;
 use serde_json::Value;
@@ -223,60 +220,18 @@ fn run_browser(
     portal: &StaticSite,
     sha256: &str,
 ) -> Vec<String> {
-    let mut child = Command::new(node)
-        .arg("skf-sign.mjs")
-        .current_dir(browser_dir())
-        .env("CERTRAY_BRIDGE_URL", d.url(""))
-        .env("CERTRAY_PORTAL_URL", &portal.origin)
-        .env("CERTRAY_CERT_SHA256", sha256)
-        .env("CERTRAY_DATA", DATA)
-        .env("CERTRAY_PIN", PIN)
-        .env("CERTRAY_CHROMIUM", CHROMIUM)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start node");
-    let (tx, rx) = mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    let out_tx = tx.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = out_tx.send(line);
-        }
-    });
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(format!("stderr: {line}"));
-        }
-    });
-    let deadline = Instant::now() + NODE_TIMEOUT;
-    let mut lines = Vec::new();
-    loop {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(line) => {
-                println!("{line}");
-                lines.push(line);
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "the browser did not finish within {NODE_TIMEOUT:?}:\n{}\n--- daemon ---\n{}",
-                    lines.join("\n"),
-                    d.stderr()
-                );
-            }
-        }
-    }
-    let status = child.wait().expect("wait for node");
-    assert!(
-        status.success(),
-        "the page's signing failed ({status}):\n{}\n--- daemon ---\n{}",
-        lines.join("\n"),
-        d.stderr()
-    );
-    lines
+    run_node(
+        node,
+        "skf-sign.mjs",
+        &[
+            ("CERTRAY_BRIDGE_URL", d.url("").into()),
+            ("CERTRAY_PORTAL_URL", portal.origin.clone().into()),
+            ("CERTRAY_CERT_SHA256", sha256.into()),
+            ("CERTRAY_DATA", DATA.into()),
+            ("CERTRAY_PIN", PIN.into()),
+        ],
+        NODE_TIMEOUT,
+        |_| {},
+        || d.stderr(),
+    )
 }

@@ -26,16 +26,16 @@ use crate::common;
 use crate::common::xtx as xtx_common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, mpsc};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use common::browser::{CHROMIUM, browser_dir, ensure_node_modules, require_browser_tools};
+use common::browser::{ensure_node_modules, require_browser_tools, run_node};
 use common::pcsc::{Pcscd, Vicc};
 use common::{SOFTHSM_MODULE, SoftHsm, fixture, openssl_verify, output_text, require, run};
 use serde_json::{Value, json};
@@ -236,105 +236,59 @@ fn a_real_browser_speaks_bjca_protocol_with_certray() {
         })
     };
 
-    let mut child = Command::new(&node)
-        .arg("xtx.test.mjs")
-        .current_dir(browser_dir())
-        .env(
-            "CERTRAY_XTX_WS",
-            format!("ws://127.0.0.1:{}/xtxapp/", d.ws_port),
-        )
-        .env(
-            "CERTRAY_XTX_WSS",
-            format!("wss://127.0.0.1:{}/xtxapp/", d.wss_port),
-        )
-        .env(
-            "CERTRAY_XTX_HTTP",
-            format!("http://127.0.0.1:{}", d.ws_port),
-        )
-        .env(
-            "CERTRAY_HTTP_PAGE",
-            format!("{http_origin}/xtx-portal.html"),
-        )
-        .env(
-            "CERTRAY_HTTPS_PAGE",
-            format!("{https_origin}/xtx-portal.html"),
-        )
-        .env(
-            "CERTRAY_DENIED_PAGE",
-            format!("http://localhost:{denied_port}/xtx-portal.html"),
-        )
-        .env("CERTRAY_HOME", d.home())
-        .env("CERTRAY_PIN", PIN)
-        .env("CERTRAY_WRONG_PIN", WRONG_PIN)
-        .env("CERTRAY_SIGN_TEXT", text)
-        .env("CERTRAY_FLOW", flow.to_string())
-        .env("CERTRAY_PULLED_ID", &ec_serial)
-        .env("CERTRAY_SCREENSHOT_DIR", &shots)
-        .env("CERTRAY_CHROMIUM", CHROMIUM)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start node");
-    let (tx, rx) = mpsc::channel();
-    let out_tx = tx.clone();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = out_tx.send(line);
-        }
-    });
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(format!("stderr: {line}"));
-        }
-    });
-    let mut lines = Vec::new();
     let mut results = std::collections::HashMap::<String, Value>::new();
-    let deadline = Instant::now() + NODE_TIMEOUT;
-    loop {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(line) => {
-                if line == "PULL" {
-                    std::fs::rename(&pulled, &pulled_away).unwrap();
-                    if let Some(c) = card.take() {
-                        c.remove();
-                    }
-                } else if line == "INSERT" {
-                    std::fs::rename(&pulled_away, &pulled).unwrap();
-                    card = Some(Vicc::insert(&pcscd));
-                } else if let Some(rest) = line.strip_prefix("RESULT ") {
-                    let (name, v) = rest.split_once(' ').unwrap();
-                    results.insert(name.to_string(), serde_json::from_str(v).unwrap());
+    run_node(
+        &node,
+        "xtx.test.mjs",
+        &[
+            (
+                "CERTRAY_XTX_WS",
+                format!("ws://127.0.0.1:{}/xtxapp/", d.ws_port).into(),
+            ),
+            (
+                "CERTRAY_XTX_WSS",
+                format!("wss://127.0.0.1:{}/xtxapp/", d.wss_port).into(),
+            ),
+            (
+                "CERTRAY_XTX_HTTP",
+                format!("http://127.0.0.1:{}", d.ws_port).into(),
+            ),
+            (
+                "CERTRAY_HTTP_PAGE",
+                format!("{http_origin}/xtx-portal.html").into(),
+            ),
+            (
+                "CERTRAY_HTTPS_PAGE",
+                format!("{https_origin}/xtx-portal.html").into(),
+            ),
+            (
+                "CERTRAY_DENIED_PAGE",
+                format!("http://localhost:{denied_port}/xtx-portal.html").into(),
+            ),
+            ("CERTRAY_HOME", d.home().into()),
+            ("CERTRAY_PIN", PIN.into()),
+            ("CERTRAY_WRONG_PIN", WRONG_PIN.into()),
+            ("CERTRAY_SIGN_TEXT", text.into()),
+            ("CERTRAY_FLOW", flow.to_string().into()),
+            ("CERTRAY_PULLED_ID", ec_serial.clone().into()),
+            ("CERTRAY_SCREENSHOT_DIR", shots.clone().into()),
+        ],
+        NODE_TIMEOUT,
+        |line| {
+            if line == "PULL" {
+                std::fs::rename(&pulled, &pulled_away).unwrap();
+                if let Some(c) = card.take() {
+                    c.remove();
                 }
-                println!("{}", line.chars().take(400).collect::<String>());
-                lines.push(line);
+            } else if line == "INSERT" {
+                std::fs::rename(&pulled_away, &pulled).unwrap();
+                card = Some(Vicc::insert(&pcscd));
+            } else if let Some(rest) = line.strip_prefix("RESULT ") {
+                let (name, v) = rest.split_once(' ').unwrap();
+                results.insert(name.to_string(), serde_json::from_str(v).unwrap());
             }
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                let _ = child.kill();
-                panic!(
-                    "the browser run did not finish in {NODE_TIMEOUT:?}:\n{}",
-                    lines.join("\n")
-                );
-            }
-        }
-    }
-    let status = child.wait().unwrap();
-    let logs = d.logs();
-    assert!(
-        status.success(),
-        "browser scenarios failed:\n{}\n--- daemon log (tail) ---\n{}",
-        lines.join("\n"),
-        logs.lines()
-            .rev()
-            .take(60)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect::<Vec<_>>()
-            .join("\n")
+        },
+        || d.logs(),
     );
 
     // What the http page over ws got.
@@ -438,6 +392,7 @@ fn a_real_browser_speaks_bjca_protocol_with_certray() {
             "{origin} not audited: {audit:?}"
         );
     }
+    let logs = d.logs();
     assert!(logs.contains("xtx call"));
     for pin in [PIN, WRONG_PIN] {
         assert!(!logs.contains(pin), "a PIN reached the log");
