@@ -14,16 +14,21 @@
 //!
 //! A body is read into one buffer of its declared size (no growing and copying).
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures_util::future::{BoxFuture, Either};
 use http_body_util::BodyExt as _;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tower::{Layer, Service};
 
 use super::api_error::{ApiError, error_response};
 use super::guard::Caller;
@@ -69,8 +74,7 @@ impl Limits {
         }
     }
 
-    /// What a route with a `limit`-byte body limit passes: give it to
-    /// `axum::middleware::from_fn_with_state(limits.route(limit), limits::request)`.
+    /// The layer for a route with a `limit`-byte body limit: `route.layer(limits.route(limit))`.
     pub fn route(self: &Arc<Self>, limit: usize) -> RouteLimits {
         RouteLimits {
             limits: self.clone(),
@@ -114,65 +118,100 @@ fn busy(lang: Lang) -> Response {
     )
 }
 
-/// The middleware (see the module's documentation).
-pub async fn request(State(route): State<RouteLimits>, req: Request, next: Next) -> Response {
-    let lang = lang(&req);
-    let limits = &route.limits;
+/// What a request's headers say of its body, judged before anything is read.
+enum Declared {
+    /// No body: straight to the handler (the common case, no future of our own).
+    None,
+    /// A body of up to `expect` bytes (`declared`, when `Content-Length` says).
+    Body {
+        expect: usize,
+        declared: Option<usize>,
+    },
+    /// Refused at once (400, 413).
+    Refused(Response),
+}
+
+/// What the body will be, or the answer that refuses it at once.
+fn declared(route: &RouteLimits, req: &Request) -> Declared {
+    let lang = lang(req);
     let declared = match req.headers().get(header::CONTENT_LENGTH) {
         None => None,
         Some(v) => match v.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()) {
             Some(n) => Some(n),
             None => {
-                return ApiError::new(Code::BadRequest, "Content-Length is not a number")
-                    .lang(lang)
-                    .into_response();
+                return Declared::Refused(
+                    ApiError::new(Code::BadRequest, "Content-Length is not a number")
+                        .lang(lang)
+                        .into_response(),
+                );
             }
         },
     };
     if declared.is_some_and(|n| n > route.limit as u64) {
-        return too_large(lang, route.limit);
+        return Declared::Refused(too_large(lang, route.limit));
     }
     let chunked = req.headers().contains_key(header::TRANSFER_ENCODING);
-    let has_body = declared.is_some_and(|n| n > 0) || (declared.is_none() && chunked);
-    let mut large_permit = None;
-    let req = if has_body {
-        let expect = declared.map_or(route.limit, |n| n as usize);
-        if route.limit > LARGE_BODY && expect > LARGE_BODY {
-            match tokio::time::timeout(LARGE_WAIT, limits.large.clone().acquire_owned()).await {
-                Ok(Ok(p)) => large_permit = Some(p),
-                _ => return busy(lang),
-            }
-        }
-        let (parts, body) = req.into_parts();
-        let deadline = limits.body_timeout + Duration::from_secs((expect / (1024 * 1024)) as u64);
-        let read = read_body(body, route.limit, declared.map(|n| n as usize));
-        match tokio::time::timeout(deadline, read).await {
-            Ok(Ok(bytes)) => Request::from_parts(parts, Body::from(bytes)),
-            Ok(Err(BodyError::TooLarge)) => return too_large(lang, route.limit),
-            Ok(Err(BodyError::Broken(e))) => {
-                return ApiError::new(Code::BadRequest, format!("reading the body: {e}"))
-                    .lang(lang)
-                    .into_response();
-            }
-            Err(_) => {
-                let mut r = error_response(
-                    StatusCode::REQUEST_TIMEOUT,
-                    Code::BadRequest,
-                    lang,
-                    &format!("the body did not arrive within {} s", deadline.as_secs()),
-                );
-                r.headers_mut()
-                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
-                return r;
-            }
+    if declared.is_some_and(|n| n > 0) || (declared.is_none() && chunked) {
+        Declared::Body {
+            expect: declared.map_or(route.limit, |n| n as usize),
+            declared: declared.map(|n| n as usize),
         }
     } else {
-        req
+        Declared::None
+    }
+}
+
+/// A request with a body: read within its deadline (large ones a few at a time), then
+/// handled by `inner` in one of the handlers' places.
+async fn with_body<S>(
+    route: RouteLimits,
+    mut inner: S,
+    req: Request,
+    expect: usize,
+    declared: Option<usize>,
+) -> Response
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    let lang = lang(&req);
+    let limits = &route.limits;
+    let mut large_permit = None;
+    if route.limit > LARGE_BODY && expect > LARGE_BODY {
+        match tokio::time::timeout(LARGE_WAIT, limits.large.clone().acquire_owned()).await {
+            Ok(Ok(p)) => large_permit = Some(p),
+            _ => return busy(lang),
+        }
+    }
+    let (parts, body) = req.into_parts();
+    let deadline = limits.body_timeout + Duration::from_secs((expect / (1024 * 1024)) as u64);
+    let read = read_body(body, route.limit, declared);
+    let req = match tokio::time::timeout(deadline, read).await {
+        Ok(Ok(bytes)) => Request::from_parts(parts, Body::from(bytes)),
+        Ok(Err(BodyError::TooLarge)) => return too_large(lang, route.limit),
+        Ok(Err(BodyError::Broken(e))) => {
+            return ApiError::new(Code::BadRequest, format!("reading the body: {e}"))
+                .lang(lang)
+                .into_response();
+        }
+        Err(_) => {
+            let mut r = error_response(
+                StatusCode::REQUEST_TIMEOUT,
+                Code::BadRequest,
+                lang,
+                &format!("the body did not arrive within {} s", deadline.as_secs()),
+            );
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return r;
+        }
     };
     let Ok(slot) = limits.handlers.clone().try_acquire_owned() else {
         return busy(lang);
     };
-    let response = next.run(req).await;
+    let response = match inner.call(req).await {
+        Ok(r) => r,
+        Err(e) => match e {},
+    };
     drop(slot);
     if let Some(p) = large_permit {
         drop(p);
@@ -182,6 +221,91 @@ pub async fn request(State(route): State<RouteLimits>, req: Request, next: Next)
         }
     }
     response
+}
+
+/// The limits as a layer on one route (see the module's documentation):
+/// `route.layer(limits.route(limit))`. Hand-written rather than `middleware::from_fn`,
+/// which clones the route and boxes a future for every request: a request without a body
+/// (most of them) only takes a handler's place and goes on.
+impl<S> Layer<S> for RouteLimits {
+    type Service = Limited<S>;
+
+    fn layer(&self, inner: S) -> Limited<S> {
+        Limited {
+            inner,
+            route: self.clone(),
+        }
+    }
+}
+
+/// A route behind its [`RouteLimits`].
+#[derive(Debug, Clone)]
+pub struct Limited<S> {
+    inner: S,
+    route: RouteLimits,
+}
+
+impl<S> Service<Request> for Limited<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<Held<S::Future>, BoxFuture<'static, Result<Response, Infallible>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let answer = |r: Response| {
+            Either::Right(Box::pin(std::future::ready(Ok(r))) as BoxFuture<'static, _>)
+        };
+        match declared(&self.route, &req) {
+            Declared::Refused(refused) => answer(refused),
+            Declared::None => match self.route.limits.handlers.clone().try_acquire_owned() {
+                Ok(slot) => Either::Left(Held {
+                    inner: self.inner.call(req),
+                    slot: Some(slot),
+                }),
+                Err(_) => answer(busy(lang(&req))),
+            },
+            Declared::Body { expect, declared } => {
+                // The ready service goes with the request; a clone stays for the next.
+                let clone = self.inner.clone();
+                let ready = std::mem::replace(&mut self.inner, clone);
+                let route = self.route.clone();
+                Either::Right(Box::pin(async move {
+                    Ok(with_body(route, ready, req, expect, declared).await)
+                }))
+            }
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A route's answer to a request without a body, holding a handler's place until it is
+    /// ready.
+    pub struct Held<F> {
+        #[pin]
+        inner: F,
+        slot: Option<OwnedSemaphorePermit>,
+    }
+}
+
+impl<F> Future for Held<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let answer = std::task::ready!(this.inner.poll(cx));
+        this.slot.take();
+        Poll::Ready(answer)
+    }
 }
 
 enum BodyError {

@@ -8,7 +8,7 @@ use axum::middleware;
 use axum::routing::{MethodRouter, get, post};
 
 use super::guard::guard;
-use super::limits::{self, Limits};
+use super::limits::Limits;
 use super::openapi;
 use super::routes;
 use super::state::{BODY_LIMIT, BridgeState, SIGN_BODY_LIMIT};
@@ -21,10 +21,7 @@ fn limited(
 ) -> MethodRouter<Arc<BridgeState>> {
     route
         .layer(DefaultBodyLimit::max(limit))
-        .layer(middleware::from_fn_with_state(
-            limits.route(limit),
-            limits::request,
-        ))
+        .layer(limits.route(limit))
 }
 
 /// The whole API, guarded.
