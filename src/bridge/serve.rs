@@ -325,6 +325,7 @@ async fn drive<I>(
         remote,
         socket: OnceCell::new(),
         process: OnceCell::new(),
+        known: Default::default(),
     });
     let service = {
         let conn = conn.clone();
@@ -383,10 +384,23 @@ struct PeerCell {
     remote: SocketAddr,
     socket: OnceCell<Option<peer_os::PeerSocket>>,
     process: OnceCell<Option<String>>,
+    /// The answers once found: without, then with the process.
+    known: [std::sync::OnceLock<Peer>; 2],
 }
 
 impl PeerCell {
+    /// The peer, with its process when `wants_process`; after a connection's first request
+    /// (of each kind) a clone of what was found then.
     async fn peer(&self, wants_process: bool) -> Peer {
+        let known = &self.known[usize::from(wants_process)];
+        if let Some(p) = known.get() {
+            return p.clone();
+        }
+        let p = self.find(wants_process).await;
+        known.get_or_init(|| p).clone()
+    }
+
+    async fn find(&self, wants_process: bool) -> Peer {
         let (local, remote) = (self.local, self.remote);
         let socket = *self
             .socket
