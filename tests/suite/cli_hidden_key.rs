@@ -156,17 +156,19 @@ fn a_signature_confirms_a_hidden_key_in_the_running_inventory() {
 
     let data = "纳税申报表 · confirmed by its first signature\n".repeat(20);
     let b64 = base64::engine::general_purpose::STANDARD;
-    let signed = d
-        .post_json(
+    // POST /v1/sign with the PIN, as a local program sends it, for the fixture `name`.
+    let sign = |name: &str| {
+        d.post_json(
             "/v1/sign",
             &serde_json::json!({
-                "certificate_id": cert_id(&before, "rsa-utf8"),
+                "certificate_id": cert_id(&before, name),
                 "data": b64.encode(&data),
                 "pin": PIN,
             }),
         )
         .send()
-        .expect(200);
+    };
+    let signed = sign("rsa-utf8").expect(200);
     let dir = tempfile::tempdir().unwrap();
     let (sig, data_file) = (dir.path().join("sig.bin"), dir.path().join("data.txt"));
     std::fs::write(&data_file, &data).unwrap();
@@ -183,16 +185,7 @@ fn a_signature_confirms_a_hidden_key_in_the_running_inventory() {
     assert_eq!(presence(&after, "rsa-utf8"), true, "{after:#}");
 
     // Really no key: refused after the PIN, and still not claimed.
-    d.post_json(
-        "/v1/sign",
-        &serde_json::json!({
-            "certificate_id": cert_id(&before, "rsa-bmp"),
-            "data": b64.encode(&data),
-            "pin": PIN,
-        }),
-    )
-    .send()
-    .expect_error(409, "NO_PRIVATE_KEY");
+    sign("rsa-bmp").expect_error(409, "NO_PRIVATE_KEY");
     let last = listed();
     assert!(presence(&last, "rsa-bmp").is_null(), "{last:#}");
     assert_eq!(presence(&last, "rsa-utf8"), true, "{last:#}");
