@@ -324,7 +324,6 @@ async fn drive<I>(
         local,
         remote,
         socket: OnceCell::new(),
-        process: OnceCell::new(),
         known: Default::default(),
     });
     let service = {
@@ -382,24 +381,23 @@ async fn drive<I>(
 struct PeerCell {
     local: SocketAddr,
     remote: SocketAddr,
+    /// The peer's socket, shared by both kinds of answer.
     socket: OnceCell<Option<peer_os::PeerSocket>>,
-    process: OnceCell<Option<String>>,
     /// The answers once found: without, then with the process.
-    known: [std::sync::OnceLock<Peer>; 2],
+    known: [OnceCell<Peer>; 2],
 }
 
 impl PeerCell {
     /// The peer, with its process when `wants_process`; after a connection's first request
     /// (of each kind) a clone of what was found then.
     async fn peer(&self, wants_process: bool) -> Peer {
-        let known = &self.known[usize::from(wants_process)];
-        if let Some(p) = known.get() {
-            return p.clone();
-        }
-        let p = self.find(wants_process).await;
-        known.get_or_init(|| p).clone()
+        self.known[usize::from(wants_process)]
+            .get_or_init(|| self.find(wants_process))
+            .await
+            .clone()
     }
 
+    /// What [`PeerCell::peer`] answers, looked up (the socket once for both kinds).
     async fn find(&self, wants_process: bool) -> Peer {
         let (local, remote) = (self.local, self.remote);
         let socket = *self
@@ -421,27 +419,23 @@ impl PeerCell {
             .await;
         let owner = peer_os::owner_of(socket);
         let process = match (wants_process, socket) {
-            (true, Some(s)) if owner == Owner::Same => self
-                .process
-                .get_or_init(|| async move {
-                    #[cfg(target_os = "linux")]
-                    {
-                        tokio::task::spawn_blocking(move || {
-                            peer_os::process_of(s.inode)
-                                .map(|(pid, start)| format!("pid {pid} started {start}"))
-                        })
-                        .await
-                        .ok()
-                        .flatten()
-                    }
-                    #[cfg(not(target_os = "linux"))]
-                    {
-                        let _ = s;
-                        None
-                    }
-                })
-                .await
-                .clone(),
+            (true, Some(s)) if owner == Owner::Same => {
+                #[cfg(target_os = "linux")]
+                {
+                    tokio::task::spawn_blocking(move || {
+                        peer_os::process_of(s.inode)
+                            .map(|(pid, start)| format!("pid {pid} started {start}"))
+                    })
+                    .await
+                    .ok()
+                    .flatten()
+                }
+                #[cfg(not(target_os = "linux"))]
+                {
+                    let _ = s;
+                    None
+                }
+            }
             _ => None,
         };
         Peer { owner, process }
