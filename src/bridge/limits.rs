@@ -74,6 +74,12 @@ impl Limits {
         }
     }
 
+    /// One of the [`CONCURRENT_REQUESTS`] handlers' places, held until the answer is
+    /// ready; `None` at the cap (503, never a queue).
+    fn handler_place(&self) -> Option<OwnedSemaphorePermit> {
+        self.handlers.clone().try_acquire_owned().ok()
+    }
+
     /// The layer for a route with a `limit`-byte body limit: `route.layer(limits.route(limit))`.
     pub fn route(self: &Arc<Self>, limit: usize) -> RouteLimits {
         RouteLimits {
@@ -205,14 +211,18 @@ where
             return r;
         }
     };
-    let Ok(slot) = limits.handlers.clone().try_acquire_owned() else {
+    let Some(slot) = limits.handler_place() else {
         return busy(lang);
     };
-    let response = match inner.call(req).await {
+    let response = match (Held {
+        inner: inner.call(req),
+        slot: Some(slot),
+    })
+    .await
+    {
         Ok(r) => r,
         Err(e) => match e {},
     };
-    drop(slot);
     if let Some(p) = large_permit {
         drop(p);
         // The last large request is done: give its memory back to the system now.
@@ -264,12 +274,12 @@ where
         };
         match declared(&self.route, &req) {
             Declared::Refused(refused) => answer(refused),
-            Declared::None => match self.route.limits.handlers.clone().try_acquire_owned() {
-                Ok(slot) => Either::Left(Held {
+            Declared::None => match self.route.limits.handler_place() {
+                Some(slot) => Either::Left(Held {
                     inner: self.inner.call(req),
                     slot: Some(slot),
                 }),
-                Err(_) => answer(busy(lang(&req))),
+                None => answer(busy(lang(&req))),
             },
             Declared::Body { expect, declared } => {
                 // The ready service goes with the request; a clone stays for the next.
