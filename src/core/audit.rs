@@ -95,9 +95,10 @@ impl Audit {
             .format(&Rfc3339)
             .unwrap_or_default();
         let Some(path) = &self.file else { return };
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let mut line = serde_json::to_string(&r).unwrap_or_default();
         line.push('\n');
+        // Only the write waits for other records.
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         if let Err(e) = self.append(path, &mut open, &line) {
             // Opened again for the next record.
             *open = None;
@@ -115,10 +116,7 @@ impl Audit {
         };
         let len = match kept {
             Some(len) => len,
-            None => {
-                *open = None;
-                open.insert(append_private(path)?).metadata()?.len()
-            }
+            None => open.insert(append_private(path)?).metadata()?.len(),
         };
         if len > 0 && len + line.len() as u64 > self.max_bytes {
             // Closed before the rename (Windows cannot rename an open file).
