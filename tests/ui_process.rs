@@ -26,7 +26,7 @@ use certray::core::Live;
 use certray::core::{ConsentAnswer, PinAnswer, PinRequest, Prompt};
 use certray::i18n::Lang;
 use certray::ui::{Backend, BackendOptions, Dialogs, Notifier, UiPrompt};
-use common::desktop::{WAIT, XSession, dialog_host, poll, require_all};
+use common::desktop::{HOME_VARS, WAIT, XSession, dialog_host, poll, require_all};
 use common::*;
 use secrecy::ExposeSecret;
 
@@ -475,14 +475,7 @@ fn the_daemon_stops_with_a_pin_dialog_open_and_finalizes_the_token() {
     .expect("config");
     let log = home.path().join("stderr.log");
     let mut env = session.env();
-    for var in [
-        "HOME",
-        "XDG_CONFIG_HOME",
-        "XDG_CACHE_HOME",
-        "XDG_DATA_HOME",
-        "XDG_STATE_HOME",
-        "XDG_RUNTIME_DIR",
-    ] {
+    for var in HOME_VARS.into_iter().chain(["XDG_RUNTIME_DIR"]) {
         env.push((var, home.path().into()));
     }
     // The daemon, with SOFTHSM2_CONF from `store`, logging at debug level to `log`.

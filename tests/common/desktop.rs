@@ -177,6 +177,16 @@ pub struct XSession {
     pub bus: String,
 }
 
+/// The variables that name a user's home and its XDG directories: a test's certray gets
+/// its own by setting each to a temporary directory.
+pub const HOME_VARS: [&str; 5] = [
+    "HOME",
+    "XDG_CONFIG_HOME",
+    "XDG_CACHE_HOME",
+    "XDG_DATA_HOME",
+    "XDG_STATE_HOME",
+];
+
 /// What starts `certray dialog-host` (the binary under test) for `Dialogs::spawn_with`:
 /// with `env` (a session's display and bus, say), no Wayland, no `RUST_LOG`, and every home
 /// directory (`HOME`, `XDG_*_HOME`) in `home`.
@@ -190,13 +200,7 @@ pub fn dialog_host(
         cmd.env_remove("WAYLAND_DISPLAY")
             .env_remove("RUST_LOG")
             .envs(env.iter().map(|(k, v)| (*k, v)));
-        for var in [
-            "HOME",
-            "XDG_CONFIG_HOME",
-            "XDG_CACHE_HOME",
-            "XDG_DATA_HOME",
-            "XDG_STATE_HOME",
-        ] {
+        for var in HOME_VARS {
             cmd.env(var, &home);
         }
         cmd

@@ -189,60 +189,40 @@ fn rsa_pkcs1_v15_and_pss() {
         &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
         &["-sha256"],
     );
-    let data = k.data();
-    for (flag, hash) in [
-        ("-sha256", HashAlg::Sha256),
-        ("-sha1", HashAlg::Sha1),
-        ("-sha384", HashAlg::Sha384),
-        ("-sha512", HashAlg::Sha512),
-    ] {
-        let sig = k.sign("rsa", &[flag]);
-        assert_eq!(
-            cert::verify_data(&cert, Scheme::RsaPkcs1v15(hash), &data, &sig),
-            Ok(()),
-            "{flag}"
-        );
-        assert_eq!(
-            cert::verify_data(&cert, Scheme::RsaPkcs1v15(hash), &tampered(&data), &sig),
-            Err(VerifyError::BadSignature),
-            "{flag}"
-        );
-    }
-    // A 1024-bit key (older Chinese CA certificates have them): ring checks SHA-1, SHA-256
-    // and SHA-512 with its legacy algorithms, the rsa crate SHA-384; both refuse a forgery.
+    // And a 1024-bit key (older Chinese CA certificates have them): ring checks SHA-1,
+    // SHA-256 and SHA-512 with its legacy algorithms, the rsa crate SHA-384; both refuse a
+    // forgery, and neither key's certificate takes the other key's signature.
     let cert_1024 = k.self_signed(
         "rsa1024",
         &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024"],
         &["-sha256"],
     );
-    for (flag, hash) in [
-        ("-sha256", HashAlg::Sha256),
-        ("-sha1", HashAlg::Sha1),
-        ("-sha384", HashAlg::Sha384),
-        ("-sha512", HashAlg::Sha512),
-    ] {
-        let sig = k.sign("rsa1024", &[flag]);
-        assert_eq!(
-            cert::verify_data(&cert_1024, Scheme::RsaPkcs1v15(hash), &data, &sig),
-            Ok(()),
-            "1024 {flag}"
-        );
-        assert_eq!(
-            cert::verify_data(
-                &cert_1024,
-                Scheme::RsaPkcs1v15(hash),
-                &tampered(&data),
-                &sig
-            ),
-            Err(VerifyError::BadSignature),
-            "1024 {flag}"
-        );
-        // The 2048-bit key's certificate does not take the 1024-bit key's signature.
-        assert_eq!(
-            cert::verify_data(&cert, Scheme::RsaPkcs1v15(hash), &data, &sig),
-            Err(VerifyError::BadSignature),
-            "1024 {flag} with the 2048-bit key"
-        );
+    let data = k.data();
+    for (key, own, other) in [("rsa", &cert, &cert_1024), ("rsa1024", &cert_1024, &cert)] {
+        for (flag, hash) in [
+            ("-sha256", HashAlg::Sha256),
+            ("-sha1", HashAlg::Sha1),
+            ("-sha384", HashAlg::Sha384),
+            ("-sha512", HashAlg::Sha512),
+        ] {
+            let sig = k.sign(key, &[flag]);
+            let scheme = Scheme::RsaPkcs1v15(hash);
+            assert_eq!(
+                cert::verify_data(own, scheme, &data, &sig),
+                Ok(()),
+                "{key} {flag}"
+            );
+            assert_eq!(
+                cert::verify_data(own, scheme, &tampered(&data), &sig),
+                Err(VerifyError::BadSignature),
+                "{key} {flag}"
+            );
+            assert_eq!(
+                cert::verify_data(other, scheme, &data, &sig),
+                Err(VerifyError::BadSignature),
+                "{key} {flag} with the other key"
+            );
+        }
     }
     // OpenSSL 3.0 refuses SM3 with RSA in `dgst -sign` ("digest not allowed"): sign the
     // DigestInfo { sm3 (1.2.156.10197.1.401), NULL; SM3(data) } with raw PKCS#1 v1.5.
