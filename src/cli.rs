@@ -201,6 +201,9 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<(), Failure> {
 
 /// Logs go to stderr and, for the daemon, also to a daily file in `<state dir>/logs` (seven
 /// kept). The guard flushes the file when dropped.
+/// Log lines the file writer may be behind by (see [`init_logging`]).
+const LOG_QUEUE_LINES: usize = 4096;
+
 fn init_logging(
     level: &str,
     file_dir: Option<PathBuf>,
@@ -233,7 +236,12 @@ fn init_logging(
     });
     let (file_layer, guard) = match appender {
         Some(a) => {
-            let (writer, guard) = tracing_appender::non_blocking(a);
+            // tracing-appender's default queue holds 128,000 lines and its channel sets
+            // every slot up front: 4 MiB resident in an idle daemon. A few thousand lines
+            // cover any burst the daemon logs; beyond that lines are dropped, never waited for.
+            let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+                .buffered_lines_limit(LOG_QUEUE_LINES)
+                .finish(a);
             (
                 Some(
                     tracing_subscriber::fmt::layer()
