@@ -138,6 +138,22 @@ impl Ctx {
 /// Parse the arguments, run the command, return the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    let lang = cli
+        .lang
+        .as_deref()
+        .map_or_else(Lang::from_env, Lang::from_locale);
+    if cli.command.shows_tray() && !crate::ui::tray::linked() && crate::ui::display_available() {
+        // This executable has no tray (on Linux `certray` leaves GTK out): hand the
+        // process to the one that has, before any thread or log file exists.
+        let e = crate::platform::exec_beside(crate::ui::tray::DESKTOP_EXE);
+        eprintln!(
+            "{}{e}",
+            lang.pick(
+                "无法启动托盘程序，本次运行没有托盘图标（对话框和通知照常可用）。请重新安装证书助手，让 certray-desktop 与 certray 在同一目录。原因：",
+                "cannot start the tray program, so certray runs without a tray icon (dialogs and notifications still work). Reinstall certray so that certray-desktop is beside certray. Reason: "
+            )
+        );
+    }
     let log_dir = cli
         .command
         .runs_daemon()
@@ -154,10 +170,6 @@ pub fn main() -> i32 {
         }
     }
     let _log_guard = init_logging(&cli.log_level, log_dir);
-    let lang = match cli.lang.as_deref() {
-        Some(l) => Lang::from_locale(l),
-        None => Lang::from_env(),
-    };
     let json = cli.command.prints_json();
     let ctx = Ctx {
         lang,

@@ -1,15 +1,14 @@
 //! The `certray` binary: see the library crate.
+//!
+//! On Linux this executable has no tray: GTK, which the tray needs, would be loaded into
+//! every `certray` process, headless daemons and one-shot commands alike. `certray run` on
+//! a desktop hands its process to `certray-desktop` (src/bin/certray-desktop.rs), the same
+//! program with the tray linked in (`certray::ui::tray::link`). Elsewhere the tray needs no
+//! extra libraries, so this executable has it.
 
 fn main() {
-    // The tray is GTK, which opens the OpenGL driver at start-up to pick visuals even though
-    // it never draws with it; on Mesa's software renderer that is 50 MiB (libLLVM) for
-    // nothing. The dialogs' OpenGL (glutin) does not read this variable. Set here, before
-    // any thread exists, and only when the user has not chosen otherwise.
-    #[cfg(target_os = "linux")]
-    if std::env::var_os("GDK_GL").is_none() {
-        // SAFETY: no other thread runs yet, so nothing reads the environment concurrently.
-        unsafe { std::env::set_var("GDK_GL", "disable") };
-    }
+    #[cfg(not(target_os = "linux"))]
+    certray::ui::tray::link();
     // On macOS the tray must own the main thread; elsewhere this just calls `cli::main`.
     std::process::exit(certray::ui::tray::main_thread::run(certray::cli::main));
 }

@@ -1,6 +1,7 @@
 //! What differs between platforms and user sessions: the one-instance-per-user lock of the
 //! daemon, files only this user may read ([`files`]), who is at the other end of a loopback
-//! connection ([`peer`]), and the process's resources ([`resources`]).
+//! connection ([`peer`]), the process's resources ([`resources`]), and handing this process
+//! over to a program installed beside it ([`exec_beside`]).
 
 pub mod files;
 pub mod peer;
@@ -112,6 +113,36 @@ fn parse_holder(text: &str) -> Holder {
     Holder {
         pid: field("pid=").and_then(|p| p.parse().ok()),
         url: field("url="),
+    }
+}
+
+/// `name` in the directory this executable is in (`certray-desktop` beside `certray`).
+pub fn beside_this_exe(name: &str) -> std::io::Result<PathBuf> {
+    Ok(std::env::current_exe()?.with_file_name(name))
+}
+
+/// Replace this process with the program `name` beside this executable, giving it this
+/// process's arguments, environment and open standard streams; the process id stays. Returns
+/// only when that cannot be done, with what stopped it. Call it before any thread starts.
+pub fn exec_beside(name: &str) -> std::io::Error {
+    let program = match beside_this_exe(name) {
+        Ok(p) => p,
+        Err(e) => return e,
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        let e = std::process::Command::new(&program)
+            .args(std::env::args_os().skip(1))
+            .exec();
+        std::io::Error::new(e.kind(), format!("{}: {e}", program.display()))
+    }
+    #[cfg(not(unix))]
+    {
+        std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            format!("{}: cannot replace a process here", program.display()),
+        )
     }
 }
 

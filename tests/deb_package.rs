@@ -39,10 +39,12 @@ const AUTOSTART: &str = "/etc/xdg/autostart/certray.desktop";
 /// Files the package must install.
 const EXPECTED_FILES: &[&str] = &[
     "/usr/bin/certray",
+    "/usr/bin/certray-desktop",
     "/usr/lib/systemd/user/certray.service",
     AUTOSTART,
     "/usr/share/applications/certray.desktop",
     "/usr/share/man/man1/certray.1.gz",
+    "/usr/share/man/man1/certray-desktop.1.gz",
     "/usr/share/icons/hicolor/scalable/apps/certray.svg",
     "/usr/share/icons/hicolor/16x16/apps/certray.png",
     "/usr/share/icons/hicolor/32x32/apps/certray.png",
@@ -154,11 +156,15 @@ fn deb_builds_installs_runs_and_removes_cleanly() {
     );
     verify_unit();
 
-    let out = run(Command::new("/usr/bin/certray").arg("--version"));
-    assert_eq!(
-        output_text(&out).trim(),
-        format!("certray {}", env!("CARGO_PKG_VERSION"))
-    );
+    // Both executables are the same program and version (`certray-desktop` with the tray).
+    for program in ["/usr/bin/certray", "/usr/bin/certray-desktop"] {
+        let out = run(Command::new(program).arg("--version"));
+        assert_eq!(
+            output_text(&out).trim(),
+            format!("certray {}", env!("CARGO_PKG_VERSION")),
+            "{program}"
+        );
+    }
 
     // The installed binary runs the daemon on a SoftHSM token.
     let hsm = SoftHsm::new();

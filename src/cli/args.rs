@@ -120,6 +120,14 @@ impl Command {
         )
     }
 
+    /// Whether the command shows the tray when there is a display.
+    pub fn shows_tray(&self) -> bool {
+        matches!(
+            self,
+            Command::Run { headless: false } | Command::Demo(DemoArgs { no_run: false, .. })
+        )
+    }
+
     /// Whether the command prints JSON, and so its failures too.
     pub fn prints_json(&self) -> bool {
         matches!(

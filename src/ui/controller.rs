@@ -132,9 +132,10 @@ fn run(parts: Parts, snapshot: &Snapshot, rx: mpsc::Receiver<Input>, clicks: mps
     };
     let mut shown = view_now(&core, autostart, xtx);
     let tray = if parts.tray {
-        match tray::start(shown.clone(), move |a| {
+        let on_click = move |a| {
             let _ = clicks.send(Input::Menu(a));
-        }) {
+        };
+        match tray::start_linked(shown.clone(), Box::new(on_click)) {
             Ok(t) => {
                 tracing::info!("tray icon shown");
                 Some(t)

@@ -8,9 +8,15 @@
 //! event loop, which `main` keeps for the tray ([`main_thread`]).
 //!
 //! This file is what every platform shares: [`start`], the [`TrayHandle`] that sends the
-//! tray thread its commands, and the one menu-click handler. [`local`] is the tray on its
+//! tray thread its commands, the one menu-click handler, and [`link`]. [`local`] is the tray on its
 //! thread (icon, tooltip, menu from [`menu`]); each platform's loop has its own file and
 //! the same two items, `Waker` and `spawn`.
+//!
+//! *Which executables have a tray*: only those whose `main` calls [`link`]. The controller
+//! reaches the tray only through what [`link`] registered, so an executable that never
+//! calls it has no path to this code and its linker leaves the platform toolkit out: on
+//! Linux the headless `certray` needs no GTK (not even loaded, a third of an idle daemon's
+//! memory), and `certray-desktop` is the same program with the tray linked in.
 
 mod icon_files;
 mod local;
@@ -37,13 +43,14 @@ mod other;
 #[cfg(not(any(target_os = "linux", windows, target_os = "macos")))]
 use other as platform;
 
-use std::sync::{Mutex, Once, mpsc};
+use std::sync::{Mutex, Once, OnceLock, mpsc};
 
 use super::view::{Action, TrayView};
 
+/// What a menu click calls.
+pub type Clicks = Box<dyn Fn(Action) + Send + Sync>;
 /// Where menu clicks go: set by [`start`], cleared when its tray stops. muda takes one
 /// event handler per process, once, so the handler forwards to this.
-type Clicks = Box<dyn Fn(Action) + Send + Sync>;
 static CLICKS: Mutex<Option<Clicks>> = Mutex::new(None);
 
 /// What the tray thread is told.
@@ -66,6 +73,52 @@ impl TrayHandle {
         }
     }
 }
+
+/// A tray that is shown, as the controller holds it: dropping it removes the icon.
+pub trait Shown {
+    /// Show `view` (icon, tooltip, menu). Never blocks.
+    fn show(&self, view: TrayView);
+}
+
+impl Shown for TrayHandle {
+    fn show(&self, view: TrayView) {
+        TrayHandle::show(self, view);
+    }
+}
+
+type Starter = fn(TrayView, Clicks) -> Result<Box<dyn Shown>, String>;
+
+/// The tray this executable has, if its `main` linked one in.
+static LINKED: OnceLock<Starter> = OnceLock::new();
+
+/// Link the tray into this executable: its `main` calls this before anything runs. Until
+/// then (and in an executable that never calls it) [`start_linked`] has no tray to start.
+pub fn link() {
+    let _ =
+        LINKED.set(|view, on_click| start(view, on_click).map(|t| Box::new(t) as Box<dyn Shown>));
+}
+
+/// Whether this executable has the tray linked in.
+pub fn linked() -> bool {
+    LINKED.get().is_some()
+}
+
+/// Start the tray [`link`] linked in, as [`start`] does; fails when there is none.
+pub fn start_linked(view: TrayView, on_click: Clicks) -> Result<Box<dyn Shown>, String> {
+    match LINKED.get() {
+        Some(start) => start(view, on_click),
+        None => Err(format!(
+            "this executable has no tray; `{DESKTOP_EXE}` is certray with it"
+        )),
+    }
+}
+
+/// The executable that is certray with the tray linked in (see the module's docs).
+pub const DESKTOP_EXE: &str = if cfg!(windows) {
+    "certray-desktop.exe"
+} else {
+    "certray-desktop"
+};
 
 impl Drop for TrayHandle {
     fn drop(&mut self) {

@@ -24,7 +24,12 @@ pub fn live_on(module: impl Into<PathBuf>) -> certray::core::Live {
 /// The certray binary built for these tests, in a fixed environment:
 /// zh-CN messages unless the test asks otherwise, and no user config.
 pub fn certray(env: &[(&str, OsString)]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_certray"));
+    certray_at(env!("CARGO_BIN_EXE_certray").as_ref(), env)
+}
+
+/// [`certray`], run from `program` (a link to the binary somewhere else, say).
+pub fn certray_at(program: &std::path::Path, env: &[(&str, OsString)]) -> Command {
+    let mut cmd = Command::new(program);
     cmd.env_remove("RUST_LOG")
         .env("CERTRAY_LANG", "zh_CN.UTF-8")
         .envs(env.iter().map(|(k, v)| (*k, v)));

@@ -178,7 +178,9 @@ fn read_tree() -> Tree {
     };
     for file in files {
         let name = file.file_name().unwrap().to_string_lossy().to_string();
-        if name == "lib.rs" || name == "main.rs" {
+        // The crate's root and the executables' `main`s (src/main.rs, src/bin/) stand above
+        // every floor.
+        if name == "lib.rs" || name == "main.rs" || file.starts_with(src().join("bin")) {
             continue;
         }
         let code = code_only(&std::fs::read_to_string(&file).unwrap());

@@ -1,8 +1,10 @@
 //! The tray of `certray run` on a real X server: Xvfb with trayer as the tray host and a
 //! private session bus. trayer must embed certray's icon; the menu, driven with the
 //! keyboard through xdotool, must flip start-at-login, switch the language (kept across a
-//! restart) and stop the daemon. Without a tray (`--headless`, no display, a display that
-//! cannot be opened) the daemon says so and serves as before.
+//! restart) and stop the daemon. That daemon is `certray run` handed over to
+//! `certray-desktop` (the same process), while a headless `certray` never loads GTK.
+//! Without a tray (`--headless`, no display, a display that cannot be opened, no
+//! `certray-desktop` beside `certray`) the daemon says so and serves as before.
 //!
 //! Every wait polls for its effect up to a generous deadline; nothing is timed. A missing
 //! program fails the test naming its Debian package (xvfb, trayer, x11-utils, xdotool,
@@ -12,7 +14,7 @@ use crate::common;
 
 use std::ffi::OsString;
 use std::io::BufRead as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -144,7 +146,12 @@ impl Home {
 
     /// `certray` in this home, with `display` and `bus` (empty: none).
     fn certray(&self, display: &str, bus: &str) -> Command {
-        let mut cmd = certray(&self.env());
+        self.certray_at(env!("CARGO_BIN_EXE_certray").as_ref(), display, bus)
+    }
+
+    /// [`Home::certray`], run from `program`.
+    fn certray_at(&self, program: &Path, display: &str, bus: &str) -> Command {
+        let mut cmd = certray_at(program, &self.env());
         cmd.env_remove("WAYLAND_DISPLAY")
             .env("DISPLAY", display)
             .env("DBUS_SESSION_BUS_ADDRESS", bus)
@@ -154,10 +161,15 @@ impl Home {
     }
 
     fn run(&self, display: &str, bus: &str, extra: &[&str]) -> Daemon {
+        self.run_at(env!("CARGO_BIN_EXE_certray").as_ref(), display, bus, extra)
+    }
+
+    /// [`Home::run`], run from `program`.
+    fn run_at(&self, program: &Path, display: &str, bus: &str, extra: &[&str]) -> Daemon {
         let log = self.path(&format!("certray-{}.log", std::process::id()));
         let (proc, stdout) = Proc::spawn_piped(
             "certray run",
-            self.certray(display, bus)
+            self.certray_at(program, display, bus)
                 .args(["--log-level", "info", "run"])
                 .args(extra),
             log.clone(),
@@ -218,6 +230,19 @@ impl Daemon {
     fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// The file name of the program the process runs now.
+    fn program(&self) -> String {
+        let exe = std::fs::read_link(format!("/proc/{}/exe", self.proc.pid())).expect("exe");
+        exe.file_name().unwrap().to_string_lossy().into_owned()
+    }
+
+    /// Whether GTK is loaded into the process.
+    fn has_gtk(&self) -> bool {
+        let maps =
+            std::fs::read_to_string(format!("/proc/{}/maps", self.proc.pid())).expect("maps");
+        maps.contains("libgtk-3.so")
+    }
 }
 
 /// `GET /v1/tokens` answers: the bridge serves.
@@ -244,6 +269,9 @@ fn trayer_embeds_the_icon_and_the_menu_works() {
     assert_eq!(ui, "桌面界面：已开启（托盘图标、对话框和通知）");
     let icon = wait_for("trayer to embed certray's icon", || desktop.tray_icon());
     assert!(bridge_serves(&url));
+    // `certray` gave its process to `certray-desktop`, which has the tray.
+    assert_eq!(daemon.program(), "certray-desktop");
+    assert!(daemon.has_gtk());
 
     // 开机自动启动: the second line from the bottom (GTK skips greyed lines and separators).
     let before = home.autostart_on();
@@ -312,6 +340,9 @@ fn without_a_tray_the_daemon_says_so_and_serves() {
     let (url, ui) = d.started();
     assert_eq!(ui, "桌面界面：未开启（--headless）");
     assert!(bridge_serves(&url));
+    // Not handed over, and without GTK in its memory.
+    assert_eq!(d.program(), "certray");
+    assert!(!d.has_gtk(), "a headless daemon loaded GTK");
     drop(d);
 
     // No display at all.
@@ -330,4 +361,31 @@ fn without_a_tray_the_daemon_says_so_and_serves() {
         d.log_text().contains("no tray icon").then_some(())
     });
     assert!(bridge_serves(&url));
+}
+
+#[test]
+fn without_certray_desktop_beside_it_certray_says_so_and_serves() {
+    let home = Home::new();
+    // `certray` alone in a directory: a hard link, so `current_exe` is there.
+    let alone = home.path("bin");
+    std::fs::create_dir_all(&alone).expect("mkdir");
+    let program = alone.join("certray");
+    std::fs::hard_link(env!("CARGO_BIN_EXE_certray"), &program)
+        .or_else(|_| std::fs::copy(env!("CARGO_BIN_EXE_certray"), &program).map(drop))
+        .expect("link certray");
+
+    let d = home.run_at(&program, ":4999", "", &[]);
+    let (url, ui) = d.started();
+    assert_eq!(ui, "桌面界面：已开启（托盘图标、对话框和通知）");
+    assert!(bridge_serves(&url));
+    assert_eq!(d.program(), "certray");
+    assert!(!d.has_gtk());
+    let log = d.log_text();
+    assert!(
+        log.contains("无法启动托盘程序") && log.contains("certray-desktop"),
+        "{log}"
+    );
+    wait_for("the warning that there is no tray", || {
+        d.log_text().contains("no tray icon").then_some(())
+    });
 }

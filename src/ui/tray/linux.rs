@@ -44,6 +44,9 @@ pub fn spawn(view: TrayView, rx: mpsc::Receiver<Command>) -> Result<Waker, Strin
             // missing.
             icon_files::remove_stale();
             let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                // The tray's windows say "certray" (class `Certray`) whichever executable
+                // shows them: `certray run` becomes `certray-desktop`.
+                glib::set_prgname(Some("certray"));
                 gtk::init().map_err(|e| format!("GTK cannot start: {e}"))?;
                 Local::new(&view, rx)
             }))
