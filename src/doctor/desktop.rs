@@ -225,6 +225,31 @@ pub struct Display {
     /// The session bus address.
     pub bus: Option<String>,
     pub notifications: Notifications,
+    pub tray: Tray,
+}
+
+/// The program that shows the tray (see [`crate::ui::tray::link`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Tray {
+    /// This executable has the tray.
+    #[default]
+    Linked,
+    /// `certray run` hands over to this program beside it, which is there.
+    Beside(PathBuf),
+    /// … which is missing.
+    Missing(PathBuf),
+}
+
+pub fn probe_tray() -> Tray {
+    if crate::ui::tray::linked() {
+        return Tray::Linked;
+    }
+    let name = crate::ui::tray::DESKTOP_EXE;
+    match crate::platform::beside_this_exe(name) {
+        Ok(p) if p.is_file() => Tray::Beside(p),
+        Ok(p) => Tray::Missing(p),
+        Err(_) => Tray::Missing(PathBuf::from(name)),
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -248,7 +273,10 @@ const ASK_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub fn probe_display() -> Display {
     if cfg!(any(target_os = "windows", target_os = "macos")) {
-        return Display::default();
+        return Display {
+            tray: probe_tray(),
+            ..Display::default()
+        };
     }
     let display = ["DISPLAY", "WAYLAND_DISPLAY"]
         .iter()
@@ -269,6 +297,7 @@ pub fn probe_display() -> Display {
         display,
         bus,
         notifications,
+        tray: probe_tray(),
     }
 }
 
@@ -415,11 +444,17 @@ pub fn display_check(d: &Display, lang: Lang) -> Check {
             json!({ "state": "failed", "tool": tool, "error": reason })
         }
     };
+    let tray = match &d.tray {
+        Tray::Linked => json!({ "state": "linked" }),
+        Tray::Beside(p) => json!({ "state": "beside", "program": p }),
+        Tray::Missing(p) => json!({ "state": "missing", "program": p }),
+    };
     let data = json!({
         "checked": d.checked,
         "display": d.display,
         "session_bus": d.bus,
         "notifications": notif,
+        "tray": tray,
     });
     if !d.checked {
         return Check::new(
@@ -473,6 +508,34 @@ pub fn display_check(d: &Display, lang: Lang) -> Check {
             "cannot ask the session D-Bus ({tool}): {reason}"
         )),
     }
+    let mut hint = tr!(
+        lang,
+        "在桌面会话中运行 certray 才能使用托盘和通知；服务器或远程登录时用 `certray run --headless` 即可",
+        "run certray inside the desktop session for the tray and notifications; on a server or over ssh `certray run --headless` is fine"
+    );
+    match &d.tray {
+        Tray::Linked => {}
+        Tray::Beside(p) => {
+            let p = p.display();
+            rows.push(tr!(lang, "托盘程序：{p}", "tray program: {p}"));
+        }
+        Tray::Missing(p) => {
+            let p = p.display();
+            problems.insert(
+                0,
+                tr!(
+                    lang,
+                    "没有托盘程序 {p}：`certray run` 将没有托盘图标（对话框和通知照常可用）",
+                    "no tray program {p}: `certray run` will have no tray icon (dialogs and notifications still work)"
+                ),
+            );
+            hint = tr!(
+                lang,
+                "重新安装证书助手，让 certray-desktop 与 certray 在同一目录",
+                "reinstall certray so that certray-desktop is beside certray"
+            );
+        }
+    }
     if problems.is_empty() {
         let first = rows.remove(0);
         let mut finding = first;
@@ -488,18 +551,7 @@ pub fn display_check(d: &Display, lang: Lang) -> Check {
         finding.push('\n');
         finding.push_str(p);
     }
-    Check::new(
-        "display",
-        Status::Warning,
-        title,
-        finding,
-        Some(tr!(
-            lang,
-            "在桌面会话中运行 certray 才能使用托盘和通知；服务器或远程登录时用 `certray run --headless` 即可",
-            "run certray inside the desktop session for the tray and notifications; on a server or over ssh `certray run --headless` is fine"
-        )),
-        data,
-    )
+    Check::new("display", Status::Warning, title, finding, Some(hint), data)
 }
 
 #[cfg(test)]
@@ -561,7 +613,37 @@ mod tests {
             notifications: Notifications::Running {
                 tool: "dbus-send".into(),
             },
+            tray: Tray::Linked,
         };
         assert_eq!(display_check(&desktop, Lang::En).status, Status::Ok);
+    }
+
+    #[test]
+    fn a_missing_tray_program_is_a_warning_that_names_it() {
+        let desktop = Display {
+            checked: true,
+            display: vec!["DISPLAY=:0".into()],
+            bus: Some("unix:path=/run/user/1000/bus".into()),
+            notifications: Notifications::Running {
+                tool: "dbus-send".into(),
+            },
+            tray: Tray::Missing("/opt/certray/certray-desktop".into()),
+        };
+        let c = display_check(&desktop, Lang::En);
+        assert_eq!(c.status, Status::Warning);
+        assert!(
+            c.finding.contains("/opt/certray/certray-desktop"),
+            "{}",
+            c.finding
+        );
+        assert!(c.hint.as_deref().unwrap_or("").contains("reinstall"));
+        assert_eq!(c.data["tray"]["state"], "missing");
+        let there = Display {
+            tray: Tray::Beside("/usr/bin/certray-desktop".into()),
+            ..desktop
+        };
+        let c = display_check(&there, Lang::En);
+        assert_eq!(c.status, Status::Ok);
+        assert_eq!(c.data["tray"]["program"], "/usr/bin/certray-desktop");
     }
 }
