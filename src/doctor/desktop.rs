@@ -606,30 +606,29 @@ mod tests {
         let c = display_check(&headless, Lang::En);
         assert_eq!(c.status, Status::Warning);
         assert!(c.finding.contains("DISPLAY") && c.finding.contains("D-Bus"));
-        let desktop = Display {
+        assert_eq!(
+            display_check(&session(Tray::Linked), Lang::En).status,
+            Status::Ok
+        );
+    }
+
+    /// A desktop session with a display, a bus and a running notification service.
+    fn session(tray: Tray) -> Display {
+        Display {
             checked: true,
             display: vec!["DISPLAY=:0".into()],
             bus: Some("unix:path=/run/user/1000/bus".into()),
             notifications: Notifications::Running {
                 tool: "dbus-send".into(),
             },
-            tray: Tray::Linked,
-        };
-        assert_eq!(display_check(&desktop, Lang::En).status, Status::Ok);
+            tray,
+        }
     }
 
     #[test]
     fn a_missing_tray_program_is_a_warning_that_names_it() {
-        let desktop = Display {
-            checked: true,
-            display: vec!["DISPLAY=:0".into()],
-            bus: Some("unix:path=/run/user/1000/bus".into()),
-            notifications: Notifications::Running {
-                tool: "dbus-send".into(),
-            },
-            tray: Tray::Missing("/opt/certray/certray-desktop".into()),
-        };
-        let c = display_check(&desktop, Lang::En);
+        let missing = session(Tray::Missing("/opt/certray/certray-desktop".into()));
+        let c = display_check(&missing, Lang::En);
         assert_eq!(c.status, Status::Warning);
         assert!(
             c.finding.contains("/opt/certray/certray-desktop"),
@@ -638,10 +637,7 @@ mod tests {
         );
         assert!(c.hint.as_deref().unwrap_or("").contains("reinstall"));
         assert_eq!(c.data["tray"]["state"], "missing");
-        let there = Display {
-            tray: Tray::Beside("/usr/bin/certray-desktop".into()),
-            ..desktop
-        };
+        let there = session(Tray::Beside("/usr/bin/certray-desktop".into()));
         let c = display_check(&there, Lang::En);
         assert_eq!(c.status, Status::Ok);
         assert_eq!(c.data["tray"]["program"], "/usr/bin/certray-desktop");
