@@ -62,6 +62,20 @@ impl Drop for Inner {
     }
 }
 
+/// The program that draws the windows: this executable, or where it is `certray-desktop`
+/// (see [`super::tray::link`]), `certray` beside it. The windows need no tray, and without
+/// GTK to load the dialog process starts sooner and is smaller.
+fn dialog_program() -> io::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    if exe.file_name() == Some(super::tray::DESKTOP_EXE.as_ref())
+        && let Ok(cli) = crate::platform::beside_this_exe(super::tray::CLI_EXE)
+        && cli.is_file()
+    {
+        return Ok(cli);
+    }
+    Ok(exe)
+}
+
 enum Event {
     Open(DialogRequest),
     Refresh,
@@ -75,7 +89,7 @@ enum Event {
 impl Dialogs {
     /// Start the `dialogs` thread. No process runs until a window is wanted.
     pub fn spawn(backend: Arc<Backend>, notifier: Notifier) -> io::Result<Dialogs> {
-        let program = std::env::current_exe()?;
+        let program = dialog_program()?;
         Dialogs::spawn_with(backend, notifier, move || Command::new(&program))
     }
 

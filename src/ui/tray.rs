@@ -120,6 +120,13 @@ pub const DESKTOP_EXE: &str = if cfg!(windows) {
     "certray-desktop"
 };
 
+/// `certray` itself, beside [`DESKTOP_EXE`].
+pub const CLI_EXE: &str = if cfg!(windows) {
+    "certray.exe"
+} else {
+    "certray"
+};
+
 impl Drop for TrayHandle {
     fn drop(&mut self) {
         *CLICKS.lock().unwrap_or_else(|e| e.into_inner()) = None;

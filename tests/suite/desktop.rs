@@ -745,6 +745,19 @@ fn tray_notification_card_and_pin_change_on_a_real_desktop() {
     assert_eq!(hosts.len(), 1, "dialog processes: {hosts:?}");
     let owner = desktop.xdo(&["getwindowpid", &card_window.to_string()]);
     assert_eq!(owner.trim(), hosts[0].to_string(), "the card's process");
+    // The daemon is `certray-desktop` (it has the tray); the windows are drawn by `certray`
+    // beside it, which has no GTK to load.
+    let program = |pid: u32| {
+        let exe = fs::read_link(format!("/proc/{pid}/exe")).expect("exe");
+        exe.file_name().unwrap().to_string_lossy().into_owned()
+    };
+    assert_eq!(program(daemon.proc.pid()), "certray-desktop");
+    assert_eq!(program(hosts[0]), "certray");
+    let host_maps = fs::read_to_string(format!("/proc/{}/maps", hosts[0])).expect("maps");
+    assert!(
+        !host_maps.contains("libgtk-3.so"),
+        "the dialog process loaded GTK"
+    );
     let gl = daemon.graphics_libraries();
     assert!(gl.is_empty(), "the daemon loaded {gl:?}");
 
