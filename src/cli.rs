@@ -211,11 +211,11 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<(), Failure> {
     }
 }
 
-/// Logs go to stderr and, for the daemon, also to a daily file in `<state dir>/logs` (seven
-/// kept). The guard flushes the file when dropped.
 /// Log lines the file writer may be behind by (see [`init_logging`]).
 const LOG_QUEUE_LINES: usize = 4096;
 
+/// Logs go to stderr and, for the daemon, also to a daily file in `<state dir>/logs` (seven
+/// kept). The guard flushes the file when dropped.
 fn init_logging(
     level: &str,
     file_dir: Option<PathBuf>,
