@@ -25,175 +25,21 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use certray::bridge::{BridgeOptions, BridgeState, serve};
-use certray::config::Config;
-use certray::core::{
-    ConsentAnswer, Credentials, Format, Live, LiveOptions, PinAnswer, PinRequest, Prompt,
-    Requester, SignJob, Signing,
-};
+use certray::core::{Credentials, Format, Requester, SignJob};
 use certray::model::{HashAlg, KeyKind, SignInput};
 use certray::token::demo;
 use certray::token::{Auth, Backend, SignRequest};
-use futures_util::future::BoxFuture;
 use secrecy::SecretString;
+use support::bridge::{Client, RememberingDialog, Served, config_on, live_on, signature_of};
 use support::{median, verdict};
 
 fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
-}
-
-/// The desktop PIN dialog's stand-in: answers the demo PIN and ticks "remember", so that
-/// later requests of the same caller and certificate sign on the kept login.
-struct RememberingDialog;
-
-impl Prompt for RememberingDialog {
-    fn consent<'a>(&'a self, _origin: &'a str) -> BoxFuture<'a, ConsentAnswer> {
-        Box::pin(async { ConsentAnswer::Deny })
-    }
-
-    fn pin(&self, _request: PinRequest) -> BoxFuture<'_, PinAnswer> {
-        Box::pin(async {
-            PinAnswer::Pin {
-                pin: SecretString::from(demo::PIN),
-                remember: true,
-            }
-        })
-    }
-
-    fn available(&self) -> bool {
-        true
-    }
-}
-
-/// HTTP/1.1 on one keep-alive connection: just enough for the bridge's JSON answers.
-struct Client {
-    reader: BufReader<TcpStream>,
-    host: String,
-    buf: Vec<u8>,
-}
-
-impl Client {
-    fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).expect("connect to the bridge");
-        stream.set_nodelay(true).expect("TCP_NODELAY");
-        // Bounded: a bridge that stops answering fails the run instead of hanging it.
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .expect("read timeout");
-        Client {
-            reader: BufReader::new(stream),
-            host: addr.to_string(),
-            buf: Vec::with_capacity(4096),
-        }
-    }
-
-    /// POST a JSON body; the status and the body of the answer.
-    fn post_json(&mut self, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
-        self.buf.clear();
-        write!(
-            self.buf,
-            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            self.host,
-            body.len()
-        )
-        .expect("format request");
-        self.buf.extend_from_slice(body);
-        // One write: the request leaves in as few segments as the kernel makes.
-        self.reader
-            .get_mut()
-            .write_all(&self.buf)
-            .expect("send request");
-        self.read_response()
-    }
-
-    /// GET; the status and the body of the answer.
-    fn get(&mut self, path: &str) -> (u16, Vec<u8>) {
-        self.buf.clear();
-        write!(
-            self.buf,
-            "GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n",
-            self.host
-        )
-        .expect("format request");
-        self.reader
-            .get_mut()
-            .write_all(&self.buf)
-            .expect("send request");
-        self.read_response()
-    }
-
-    fn read_line(&mut self) -> String {
-        let mut line = String::new();
-        let n = self.reader.read_line(&mut line).expect("read answer");
-        assert!(n > 0, "the bridge closed the connection");
-        line.truncate(line.trim_end_matches(['\r', '\n']).len());
-        line
-    }
-
-    fn read_response(&mut self) -> (u16, Vec<u8>) {
-        let status_line = self.read_line();
-        let status: u16 = status_line
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("bad status line `{status_line}`"));
-        let mut length = None;
-        let mut chunked = false;
-        loop {
-            let line = self.read_line();
-            if line.is_empty() {
-                break;
-            }
-            let (name, value) = line.split_once(':').expect("header line");
-            let value = value.trim();
-            if name.eq_ignore_ascii_case("content-length") {
-                length = Some(value.parse::<usize>().expect("Content-Length"));
-            } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                chunked = value.eq_ignore_ascii_case("chunked");
-            } else if name.eq_ignore_ascii_case("connection") {
-                assert!(
-                    !value.eq_ignore_ascii_case("close"),
-                    "the bridge closes the connection: no keep-alive"
-                );
-            }
-        }
-        let mut body = Vec::new();
-        if chunked {
-            loop {
-                let size = self.read_line();
-                let size = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16)
-                    .expect("chunk size");
-                if size == 0 {
-                    while !self.read_line().is_empty() {}
-                    break;
-                }
-                let start = body.len();
-                body.resize(start + size, 0);
-                self.reader.read_exact(&mut body[start..]).expect("chunk");
-                let mut crlf = [0u8; 2];
-                self.reader.read_exact(&mut crlf).expect("chunk end");
-            }
-        } else {
-            body.resize(length.expect("an answer without Content-Length"), 0);
-            self.reader.read_exact(&mut body).expect("answer body");
-        }
-        (status, body)
-    }
-}
-
-/// The signature of a 200 answer of `/v1/sign`, or a panic naming the error.
-fn signature_of(status: u16, body: &[u8]) -> Vec<u8> {
-    let v: serde_json::Value = serde_json::from_slice(body).expect("JSON answer");
-    assert_eq!(status, 200, "POST /v1/sign: {v}");
-    B64.decode(v["signature"].as_str().expect("signature"))
-        .expect("base64 signature")
 }
 
 fn main() {
@@ -207,33 +53,9 @@ fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     // Sets SOFTHSM2_CONF for this process; no other thread exists yet.
     let token = demo::ensure(&dir.path().join("demo"), false).expect("demo token");
-    let config_path = dir.path().join("config.toml");
-    let config = Config::from_toml(
-        &format!(
-            "[pkcs11]\nmodules = [\"{}\"]\nuse_defaults = false\n\n[bridge]\nlisten = \"127.0.0.1:0\"\n",
-            token.module.display()
-        ),
-        &config_path,
-    )
-    .expect("config");
-
-    // The inventory and its module worker, as `certray run` starts them (no PC/SC watcher:
-    // SoftHSM has no reader).
-    let live = Arc::new(
-        Live::start(
-            &config,
-            LiveOptions {
-                watch: true,
-                pcsc: false,
-            },
-        )
-        .expect("inventory"),
-    );
-    assert!(
-        live.failures().is_empty(),
-        "SoftHSM did not load: {:?}",
-        live.failures()[0]
-    );
+    let config = config_on(&token.module, &dir.path().join("config.toml"));
+    // The inventory and its module worker, as `certray run` starts them.
+    let live = live_on(&config);
     let cert = live
         .snapshot()
         .certificates
@@ -243,37 +65,14 @@ fn main() {
         .expect("the demo RSA certificate");
     let module: Arc<dyn Backend> = live.module_for(&cert.token_id).expect("its module worker");
 
-    // The bridge, on the same runtime shape as `certray run` (two worker threads).
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("bind 127.0.0.1:0");
-    let addr = listener.local_addr().expect("local address");
-    let signing = Signing::open(
-        live.clone(),
-        &config.bridge,
-        Arc::new(RememberingDialog),
-        (Some(dir.path().join("state"))).as_deref(),
+    // The bridge, as `certray run` serves it.
+    let served = Served::start(
+        &live,
+        &config,
+        Arc::new(RememberingDialog(demo::PIN)),
+        &dir.path().join("state"),
     );
-    let app = {
-        let bridge_config = config.bridge.clone();
-        BridgeState::new(
-            signing.clone(),
-            BridgeOptions {
-                config: bridge_config,
-                port: addr.port(),
-                warning_days: config.alerts.expiry_warning_days,
-            },
-        )
-    };
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = runtime.spawn(serve(listener, app, async {
-        let _ = stop_rx.await;
-    }));
+    let (runtime, addr, signing) = (&served.runtime, served.addr, served.signing.clone());
 
     let data = vec![0x5au8; 1024];
     let data_b64 = B64.encode(&data);
@@ -467,12 +266,7 @@ fn main() {
     }
 
     drop(client);
-    let _ = stop_tx.send(());
-    runtime
-        .block_on(server)
-        .expect("server task")
-        .expect("serve");
-    drop(runtime);
+    served.stop();
 
     let (hp, ip) = (median(&mut http_pin), median(&mut inproc_pin));
     let (hk, ik) = (median(&mut http_kept), median(&mut inproc_kept));

@@ -26,9 +26,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use certray::bridge::xtx::XtxState;
 use certray::bridge::{BridgeOptions, BridgeState, serve};
-use certray::config::Config;
-use certray::core::{Headless, Live, LiveOptions, Signing};
+use certray::core::{Headless, Signing};
 use certray::token::demo;
+use support::bridge::{config_on, live_on};
 use support::{median, verdict};
 use tokio_tungstenite::tungstenite;
 
@@ -126,24 +126,8 @@ fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     // Sets SOFTHSM2_CONF for this process; no other thread exists yet.
     let token = demo::ensure(&dir.path().join("demo"), false).expect("demo token");
-    let config = Config::from_toml(
-        &format!(
-            "[pkcs11]\nmodules = [\"{}\"]\nuse_defaults = false\n\n[bridge]\nlisten = \"127.0.0.1:0\"\n",
-            token.module.display()
-        ),
-        &dir.path().join("config.toml"),
-    )
-    .expect("config");
-    let live = Arc::new(
-        Live::start(
-            &config,
-            LiveOptions {
-                watch: true,
-                pcsc: false,
-            },
-        )
-        .expect("inventory"),
-    );
+    let config = config_on(&token.module, &dir.path().join("config.toml"));
+    let live = live_on(&config);
     let cert = live
         .snapshot()
         .certificates

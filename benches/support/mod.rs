@@ -1,7 +1,11 @@
-//! What the benches share: whether this is a full run, medians, and the verdict printed
-//! after a target. (A directory module: cargo takes `benches/*.rs` for benches of their own.)
+//! What the benches share: whether this is a full run, medians, the verdict printed after a
+//! target, and a client of the bridge ([`bridge`]). (A directory module: cargo takes
+//! `benches/*.rs` for benches of their own.)
 
 use std::time::Duration;
+
+#[allow(dead_code)] // for the benches that drive the bridge
+pub mod bridge;
 
 /// `cargo bench` passes `--bench`: a full run. `cargo test --all-targets` runs each bench
 /// without it, as a smoke run that only shows the bench still works.
@@ -25,4 +29,22 @@ pub fn verdict(full: bool, met: bool, ran: &str) -> String {
     } else {
         "MISSED".into()
     }
+}
+
+/// `--seconds S --rounds N` of a full run (defaults 2 s and 6 rounds), for the benches that
+/// count signatures for a while each way; a smoke run's are 0.2 s, once.
+#[allow(dead_code)] // for the benches that count
+pub fn seconds_and_rounds(full: bool) -> (f64, usize) {
+    if !full {
+        return (0.2, 1);
+    }
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str, default: f64| -> f64 {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .map(|v| v.parse().expect("a number"))
+            .unwrap_or(default)
+    };
+    (arg("--seconds", 2.0), arg("--rounds", 6.0) as usize)
 }
