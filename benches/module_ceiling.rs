@@ -8,8 +8,11 @@
 //! share inside the module (SoftHSM's login hashes its PIN through OpenSSL 3, whose global
 //! locks the two threads then take turns on) caps this ratio, and certray's with it.
 //!
-//! `cargo bench --bench module_ceiling [-- --seconds S --rounds N]` measures; without
-//! `--bench` (as `cargo test --all-targets` runs it) it makes a few signatures only.
+//! With `--kept`, each thread logs in once per run and then calls C_Sign alone, as a token's
+//! thread does on a kept login: the baseline of `benches/bridge_tokens.rs`.
+//!
+//! `cargo bench --bench module_ceiling [-- --seconds S --rounds N] [--kept]` measures;
+//! without `--bench` (as `cargo test --all-targets` runs it) it makes a few signatures only.
 
 mod support;
 
@@ -18,8 +21,8 @@ use std::time::{Duration, Instant};
 use certray::token::demo;
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::Mechanism;
-use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass};
-use cryptoki::session::UserType;
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 
@@ -27,20 +30,9 @@ const SECOND_LABEL: &str = "certray-ceiling-2";
 
 fn main() {
     let full = support::full_run();
-    let arg = |name: &str, default: f64| -> f64 {
-        let args: Vec<String> = std::env::args().collect();
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .map(|v| v.parse().expect("a number"))
-            .unwrap_or(default)
-    };
-    let (seconds, rounds) = if full {
-        (arg("--seconds", 2.0), arg("--rounds", 6.0) as usize)
-    } else {
-        (0.2, 1)
-    };
+    let (seconds, rounds) = support::seconds_and_rounds(full);
     let per_run = Duration::from_secs_f64(seconds);
+    let kept = std::env::args().any(|a| a == "--kept");
     let dir = tempfile::tempdir().expect("temp dir");
     // Sets SOFTHSM2_CONF for this process; no other thread exists yet.
     let token = demo::ensure(dir.path(), false).expect("demo token (apt-get install softhsm2)");
@@ -61,12 +53,12 @@ fn main() {
     let (mut one, mut two) = ((0u64, 0f64), (0u64, 0f64));
     for _ in 0..rounds {
         let t = Instant::now();
-        one.0 += signatures_for(&ctx, first, per_run);
+        one.0 += signatures_for(&ctx, first, per_run, kept);
         one.1 += t.elapsed().as_secs_f64();
         let t = Instant::now();
         two.0 += std::thread::scope(|s| {
-            let a = s.spawn(|| signatures_for(&ctx, first, per_run));
-            let b = s.spawn(|| signatures_for(&ctx, second, per_run));
+            let a = s.spawn(|| signatures_for(&ctx, first, per_run, kept));
+            let b = s.spawn(|| signatures_for(&ctx, second, per_run, kept));
             a.join().expect("thread") + b.join().expect("thread")
         });
         two.1 += t.elapsed().as_secs_f64();
@@ -80,7 +72,12 @@ fn main() {
         format!(" {}", support::verdict(full, true, "a few signatures"))
     };
     println!(
-        "module_ceiling: SoftHSM called directly, RSA-2048 (CKM_SHA256_RSA_PKCS, 1 KiB), the calls of a request with a PIN; {rounds} × {seconds} s each way{smoke}"
+        "module_ceiling: SoftHSM called directly, RSA-2048 (CKM_SHA256_RSA_PKCS, 1 KiB), {}; {rounds} × {seconds} s each way{smoke}",
+        if kept {
+            "C_Sign alone on a kept login"
+        } else {
+            "the calls of a request with a PIN"
+        }
     );
     println!(
         "module_ceiling result: one_req={} one_sec={:.3} two_req={} two_sec={:.3} one_rps={one_rate:.1} two_rps={two_rate:.1} ratio={ratio:.3}",
@@ -140,13 +137,26 @@ fn second_token(ctx: &Pkcs11) -> Slot {
     slot
 }
 
-/// Signatures made on `slot` in `time`, each with its own login.
-fn signatures_for(ctx: &Pkcs11, slot: Slot, time: Duration) -> u64 {
+/// Signatures made on `slot` in `time`: each with its own login, or with `kept` all on one
+/// login (C_Sign alone, the key found once).
+fn signatures_for(ctx: &Pkcs11, slot: Slot, time: Duration, kept: bool) -> u64 {
     let start = Instant::now();
     let mut n = 0;
-    while start.elapsed() < time {
-        n += sign_with_pin(ctx, slot, false);
+    if !kept {
+        while start.elapsed() < time {
+            n += sign_with_pin(ctx, slot, false);
+        }
+        return n;
     }
+    let data = [b'Z'; 1024];
+    let (session, key) = logged_in(ctx, slot);
+    while start.elapsed() < time {
+        session
+            .sign(&Mechanism::Sha256RsaPkcs, key, &data)
+            .expect("C_Sign");
+        n += 1;
+    }
+    session.logout().expect("C_Logout");
     n
 }
 
@@ -157,16 +167,7 @@ fn sign_with_pin(ctx: &Pkcs11, slot: Slot, check: bool) -> u64 {
     let data = [b'Z'; 1024];
     let info = ctx.get_token_info(slot).expect("C_GetTokenInfo");
     assert!(info.user_pin_initialized());
-    let session = ctx.open_ro_session(slot).expect("C_OpenSession");
-    session
-        .login(UserType::User, Some(&AuthPin::new(demo::PIN.into())))
-        .expect("C_Login");
-    let key = session
-        .find_objects(&[
-            Attribute::Class(ObjectClass::PRIVATE_KEY),
-            Attribute::Id(vec![1]),
-        ])
-        .expect("C_FindObjects")[0];
+    let (session, key) = logged_in(ctx, slot);
     let kind = session
         .get_attributes(key, &[AttributeType::KeyType])
         .expect("C_GetAttributeValue");
@@ -187,4 +188,19 @@ fn sign_with_pin(ctx: &Pkcs11, slot: Slot, check: bool) -> u64 {
     }
     session.logout().expect("C_Logout");
     1
+}
+
+/// A session on `slot` logged in as user, and the private key with CKA_ID 01 found through it.
+fn logged_in(ctx: &Pkcs11, slot: Slot) -> (Session, ObjectHandle) {
+    let session = ctx.open_ro_session(slot).expect("C_OpenSession");
+    session
+        .login(UserType::User, Some(&AuthPin::new(demo::PIN.into())))
+        .expect("C_Login");
+    let key = session
+        .find_objects(&[
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::Id(vec![1]),
+        ])
+        .expect("C_FindObjects")[0];
+    (session, key)
 }
