@@ -2,8 +2,8 @@
 //! HTTP, against the same signature asked of the token worker in-process: medians of
 //! alternating batches and their ratio, measured in one run. Target: HTTP ≤ 1.15 × in-process.
 //!
-//! The bridge runs in this process (axum on a 2-thread tokio runtime, as `certray run` builds
-//! it) on 127.0.0.1:0, over a SoftHSM demo token in a temp dir; the client is a minimal
+//! The bridge runs in this process (axum on the tokio runtime `certray run` builds,
+//! `daemon::runtime`) on 127.0.0.1:0, over a SoftHSM demo token in a temp dir; the client is a minimal
 //! HTTP/1.1 client on one keep-alive `TcpStream`, as a local program (no `Origin` header).
 //!
 //! Two comparisons, each doing the same token work both ways:

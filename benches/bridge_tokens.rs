@@ -9,8 +9,8 @@
 //! certray's own share, one thread per token behind one module.
 //!
 //! Two SoftHSM tokens in one store, each with an RSA-2048 key and certificate (the rsa-utf8
-//! and rsa-bmp fixtures); the bridge in this process (axum on a 2-thread tokio runtime, as `certray run`
-//! builds it) on 127.0.0.1:0; 8 clients, each a thread on a keep-alive connection as a local
+//! and rsa-bmp fixtures); the bridge in this process (axum on the tokio runtime `certray run`
+//! builds, `daemon::runtime`) on 127.0.0.1:0; 8 clients, each a thread on a keep-alive connection as a local
 //! program, POST /v1/sign (raw, SHA-256, 1 KiB) for a few seconds: all 8 on one key, then 4 on
 //! each, taking turns. Prints both rates and their ratio (target on 2 cores ≥ 1.6). The first
 //! signature of each key is checked by OpenSSL against its certificate before anything is

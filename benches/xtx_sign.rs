@@ -8,9 +8,9 @@
 //! C_Logout, then the PIN-flag read. 1 KiB of data both ways; PKCS#1 v1.5 is deterministic, so
 //! the two signatures are compared byte for byte first.
 //!
-//! The bridge and the XTX listener run in this process on a 2-thread tokio runtime, as `certray
-//! run` builds them, over a SoftHSM demo token; both clients are local programs (no `Origin`)
-//! on one keep-alive connection each, blocking, on this thread.
+//! The bridge and the XTX listener run in this process on the tokio runtime `certray run`
+//! builds (`daemon::runtime`), over a SoftHSM demo token; both clients are local programs
+//! (no `Origin`) on one keep-alive connection each, blocking, on this thread.
 //!
 //! `cargo bench --bench xtx_sign` (or `scripts/bench-xtx`) runs it in full; without `--bench`
 //! (as `cargo test --all-targets` runs it) it makes a few signatures only.
@@ -136,11 +136,7 @@ fn main() {
         .cloned()
         .expect("the demo RSA certificate");
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let runtime = certray::daemon::runtime().expect("tokio runtime");
     let _enter = runtime.enter();
     let signing = Signing::open(
         live.clone(),

@@ -44,6 +44,24 @@ use crate::ui;
 
 /// How long requests in flight may take to finish once the daemon stops.
 pub const BRIDGE_GRACE: Duration = Duration::from_secs(5);
+
+/// The async runtime of `certray run` (the bridge and its listeners): one worker thread.
+///
+/// The work that takes time is the tokens' (one thread each) and the blocking pool's; the
+/// bridge's own work per request is microseconds. A second worker did not serve more
+/// requests (`GET /v1/certificates` under wrk was the same), but while every core signs on
+/// its own token it competed with them: on 2 cores, two tokens of one module signing side
+/// by side made 903 signatures/s with two workers and 1,084 with one (`scripts/bench-bridge`
+/// (d), which the module's own ceiling there, 1,105/s, bounds). The price: a large body
+/// (up to 16 MiB) is decoded on this one thread while other requests wait
+/// (`scripts/bench-hostile`: 32 of them at once took 2.7 s instead of 2.1 s).
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+}
+
 /// How long the runtime's threads may take to end after the bridge stopped.
 pub const RUNTIME_GRACE: Duration = Duration::from_secs(2);
 
@@ -146,11 +164,7 @@ pub fn run(options: Options, hooks: &mut dyn Hooks) -> Result<(), Error> {
         Ok(n) => tracing::debug!(limit = n, "open-file limit"),
         Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Internal(e.to_string()))?;
+    let runtime = runtime().map_err(|e| Error::Internal(e.to_string()))?;
     let live = Arc::new(Live::start(&config, LiveOptions::watching())?);
     hooks.loaded(live.failures());
     // Filled in by the dialogs once they run (they need the Backend this prompt goes into).

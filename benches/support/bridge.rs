@@ -195,8 +195,8 @@ pub fn live_on(config: &Config) -> Arc<Live> {
     Arc::new(live)
 }
 
-/// The bridge on 127.0.0.1:0, on the same runtime shape as `certray run` (two worker
-/// threads), its questions answered by `prompt`.
+/// The bridge on 127.0.0.1:0, on `certray run`'s runtime (`certray::daemon::runtime`), its
+/// questions answered by `prompt`.
 pub struct Served {
     pub runtime: tokio::runtime::Runtime,
     pub addr: SocketAddr,
@@ -212,11 +212,7 @@ impl Served {
         prompt: Arc<dyn Prompt>,
         state_dir: &Path,
     ) -> Served {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("tokio runtime");
+        let runtime = certray::daemon::runtime().expect("tokio runtime");
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .expect("bind 127.0.0.1:0");
