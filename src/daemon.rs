@@ -54,7 +54,9 @@ pub const BRIDGE_GRACE: Duration = Duration::from_secs(5);
 /// by side made 903 signatures/s with two workers and 1,084 with one (`scripts/bench-bridge`
 /// (d), which the module's own ceiling there, 1,105/s, bounds). The price: a large body
 /// (up to 16 MiB) is decoded on this one thread while other requests wait
-/// (`scripts/bench-hostile`: 32 of them at once took 2.7 s instead of 2.1 s).
+/// (`scripts/bench-hostile`: 32 of them at once took 2.4–2.7 s instead of 1.9–2.1 s, three
+/// runs each; `GET /v1/status` latency, loaded or not, varied as much between runs of
+/// either).
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
