@@ -65,15 +65,6 @@ pub struct TrayHandle {
     waker: platform::Waker,
 }
 
-impl TrayHandle {
-    /// Show `view` (icon, tooltip, menu). Never blocks.
-    pub fn show(&self, view: TrayView) {
-        if self.tx.send(Command::Show(Box::new(view))).is_ok() {
-            self.waker.wake();
-        }
-    }
-}
-
 /// A tray that is shown, as the controller holds it: dropping it removes the icon.
 pub trait Shown {
     /// Show `view` (icon, tooltip, menu). Never blocks.
@@ -82,7 +73,9 @@ pub trait Shown {
 
 impl Shown for TrayHandle {
     fn show(&self, view: TrayView) {
-        TrayHandle::show(self, view);
+        if self.tx.send(Command::Show(Box::new(view))).is_ok() {
+            self.waker.wake();
+        }
     }
 }
 

@@ -71,6 +71,19 @@ pub fn tail(text: &str, n: usize) -> String {
 // Processes
 // ---------------------------------------------------------------------------------------------
 
+/// The file name of the program process `pid` runs now (`certray`, `certray-desktop`).
+pub fn program_of(pid: u32) -> String {
+    let exe = fs::read_link(format!("/proc/{pid}/exe")).expect("/proc/PID/exe");
+    exe.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+/// Whether GTK 3 is mapped into process `pid`.
+pub fn loads_gtk(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/maps"))
+        .expect("/proc/PID/maps")
+        .contains("libgtk-3.so")
+}
+
 /// A child in a process group of its own, its output in a log file. Dropping it stops the
 /// whole group (SIGTERM, then SIGKILL), so what it started goes with it.
 pub struct Proc {

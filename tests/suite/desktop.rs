@@ -30,7 +30,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use crate::common::desktop::{APPINDICATOR, Proc, WAIT, XSession, poll, require_all, tail};
+use crate::common::desktop::{
+    APPINDICATOR, Proc, WAIT, XSession, loads_gtk, poll, program_of, require_all, tail,
+};
 use crate::common::pcsc::{Pcscd, Vicc};
 use crate::common::*;
 use serde_json::Value;
@@ -747,17 +749,9 @@ fn tray_notification_card_and_pin_change_on_a_real_desktop() {
     assert_eq!(owner.trim(), hosts[0].to_string(), "the card's process");
     // The daemon is `certray-desktop` (it has the tray); the windows are drawn by `certray`
     // beside it, which has no GTK to load.
-    let program = |pid: u32| {
-        let exe = fs::read_link(format!("/proc/{pid}/exe")).expect("exe");
-        exe.file_name().unwrap().to_string_lossy().into_owned()
-    };
-    assert_eq!(program(daemon.proc.pid()), "certray-desktop");
-    assert_eq!(program(hosts[0]), "certray");
-    let host_maps = fs::read_to_string(format!("/proc/{}/maps", hosts[0])).expect("maps");
-    assert!(
-        !host_maps.contains("libgtk-3.so"),
-        "the dialog process loaded GTK"
-    );
+    assert_eq!(program_of(daemon.proc.pid()), "certray-desktop");
+    assert_eq!(program_of(hosts[0]), "certray");
+    assert!(!loads_gtk(hosts[0]), "the dialog process loaded GTK");
     let gl = daemon.graphics_libraries();
     assert!(gl.is_empty(), "the daemon loaded {gl:?}");
 

@@ -19,7 +19,9 @@ use std::process::{Command, ExitStatus};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::desktop::{APPINDICATOR, Proc, WAIT, XSession, poll, require_all};
+use common::desktop::{
+    APPINDICATOR, Proc, WAIT, XSession, loads_gtk, poll, program_of, require_all,
+};
 use common::*;
 
 /// How often a wait looks again.
@@ -233,15 +235,12 @@ impl Daemon {
 
     /// The file name of the program the process runs now.
     fn program(&self) -> String {
-        let exe = std::fs::read_link(format!("/proc/{}/exe", self.proc.pid())).expect("exe");
-        exe.file_name().unwrap().to_string_lossy().into_owned()
+        program_of(self.proc.pid())
     }
 
     /// Whether GTK is loaded into the process.
     fn has_gtk(&self) -> bool {
-        let maps =
-            std::fs::read_to_string(format!("/proc/{}/maps", self.proc.pid())).expect("maps");
-        maps.contains("libgtk-3.so")
+        loads_gtk(self.proc.pid())
     }
 }
 
