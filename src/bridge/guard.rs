@@ -156,7 +156,7 @@ pub struct Peer {
     /// Whose the peer's socket is.
     pub owner: Owner,
     /// The peer's process (`pid N started T`), looked up for requests without `Origin`.
-    pub process: Option<String>,
+    pub process: Option<Arc<str>>,
 }
 
 /// Who is calling, as the guard established it.

@@ -424,7 +424,7 @@ impl PeerCell {
                 {
                     tokio::task::spawn_blocking(move || {
                         peer_os::process_of(s.inode)
-                            .map(|(pid, start)| format!("pid {pid} started {start}"))
+                            .map(|(pid, start)| Arc::from(format!("pid {pid} started {start}")))
                     })
                     .await
                     .ok()

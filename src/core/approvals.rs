@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -24,7 +24,7 @@ pub enum Requester {
     /// A program on this computer, of this user, calling a front door without an `Origin`;
     /// `peer` names the process (e.g. `pid 4242 started 1234567`), so that what one program
     /// was allowed ("remember the PIN") is not another's.
-    Program { peer: String },
+    Program { peer: Arc<str> },
     /// certray's own page, served by the bridge itself (its check page).
     OwnPage(String),
     /// A website, known only by the `Origin` its browser set.
