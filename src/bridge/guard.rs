@@ -5,14 +5,17 @@
 //! answers out of caches and other sites' pages. Rules 1–5 of "who may call" in the README.
 //! One guard, so a protection added here holds for every front door that speaks HTTP.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
 
 use axum::extract::connect_info::MockConnectInfo;
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
+use axum::extract::{ConnectInfo, MatchedPath, Request};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::future::BoxFuture;
+use tower::{Layer, Service};
 
 use super::api_error::ApiError;
 use crate::core::{Requester, Signing};
@@ -212,20 +215,75 @@ fn private(resp: &mut Response) {
         HeaderValue::from_static("nosniff"),
     );
     h.insert(
-        "cross-origin-resource-policy",
+        HeaderName::from_static("cross-origin-resource-policy"),
         HeaderValue::from_static("same-origin"),
     );
 }
 
-/// Rules 1–5: a peer of this user on loopback, Host, Origin (with consent), CORS, JSON
-/// bodies; and the private headers on whatever answer.
-pub async fn guard(State(gate): State<Arc<Gate>>, req: Request, next: Next) -> Response {
-    let mut resp = check(gate, req, next).await;
-    private(&mut resp);
-    resp
+/// The guard as a layer over a router's routes: `router.layer(Guard::layer(gate))`.
+/// Hand-written rather than `middleware::from_fn`, which boxes the route once more for
+/// every request (for its `Next`) on top of the clone and the future that any guard needs.
+#[derive(Clone)]
+pub struct Guard {
+    gate: Arc<Gate>,
 }
 
-async fn check(gate: Arc<Gate>, mut req: Request, next: Next) -> Response {
+impl Guard {
+    pub fn layer(gate: Arc<Gate>) -> Guard {
+        Guard { gate }
+    }
+}
+
+impl<S> Layer<S> for Guard {
+    type Service = Guarded<S>;
+
+    fn layer(&self, inner: S) -> Guarded<S> {
+        Guarded {
+            gate: self.gate.clone(),
+            inner,
+        }
+    }
+}
+
+/// A route behind the [`Guard`].
+#[derive(Clone)]
+pub struct Guarded<S> {
+    gate: Arc<Gate>,
+    inner: S,
+}
+
+impl<S> Service<Request> for Guarded<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    /// Rules 1–5: a peer of this user on loopback, Host, Origin (with consent), CORS, JSON
+    /// bodies; and the private headers on whatever answer.
+    fn call(&mut self, req: Request) -> Self::Future {
+        // The ready service goes with the request; a clone stays for the next.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let gate = self.gate.clone();
+        Box::pin(async move {
+            let mut resp = check(gate, req, inner).await;
+            private(&mut resp);
+            Ok(resp)
+        })
+    }
+}
+
+async fn check<S>(gate: Arc<Gate>, mut req: Request, mut inner: S) -> Response
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
     let lang = lang_of(req.headers());
     let refuse = |code: Code, detail: &str| ApiError::new(code, detail).lang(lang).into_response();
 
@@ -398,7 +456,10 @@ async fn check(gate: Arc<Gate>, mut req: Request, next: Next) -> Response {
         }
     }
     req.extensions_mut().insert(Caller { requester, lang });
-    let mut resp = next.run(req).await;
+    let mut resp = match inner.call(req).await {
+        Ok(r) => r,
+        Err(e) => match e {},
+    };
     cors(&mut resp, origin.as_deref());
     resp
 }

@@ -4,24 +4,27 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::middleware;
 use axum::routing::{MethodRouter, get, post};
+use tower::ServiceBuilder;
 
-use super::guard::guard;
+use super::guard::Guard;
 use super::limits::Limits;
 use super::openapi;
 use super::routes;
 use super::state::{BODY_LIMIT, BridgeState, SIGN_BODY_LIMIT};
 
-/// `route` behind the request limits, with a body limit of `limit` bytes.
+/// `route` behind the request limits, with a body limit of `limit` bytes. One layer of
+/// both: each `layer` call on a route is one more boxed service, cloned for every request.
 fn limited(
     route: MethodRouter<Arc<BridgeState>>,
     limits: &Arc<Limits>,
     limit: usize,
 ) -> MethodRouter<Arc<BridgeState>> {
-    route
-        .layer(DefaultBodyLimit::max(limit))
-        .layer(limits.route(limit))
+    route.layer(
+        ServiceBuilder::new()
+            .layer(limits.route(limit))
+            .layer(DefaultBodyLimit::max(limit)),
+    )
 }
 
 /// The whole API, guarded.
@@ -52,7 +55,7 @@ pub fn router(app: Arc<BridgeState>) -> Router {
         )
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(middleware::from_fn_with_state(app.gate.clone(), guard))
+        // Every route that reads a body has its limit from `limited`: no router-wide one.
+        .layer(Guard::layer(app.gate.clone()))
         .with_state(app)
 }

@@ -176,8 +176,12 @@ pub async fn certificates(
 }
 
 fn json_bytes(body: axum::body::Bytes) -> Response {
+    use axum::http::{HeaderValue, header};
     (
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         body,
     )
         .into_response()

@@ -17,17 +17,17 @@ use axum::body::Bytes;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{DefaultBodyLimit, Extension, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
+use tower::ServiceBuilder;
 
 use super::frame;
 use super::functions;
 use super::session::{Channel, Logins, Session};
-use crate::bridge::guard::{Admission, Caller, Gate, guard};
+use crate::bridge::guard::{Admission, Caller, Gate, Guard};
 use crate::bridge::serve::{Listeners, ServeOptions, serve_router};
 use crate::core::{Signing, Update};
 use crate::model::Event;
@@ -146,8 +146,11 @@ fn routes(st: Arc<XtxState>, gate: Arc<Gate>) -> Router {
         .route("/xtxapp", get(socket))
         .route("/synctl", post(synctl))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(MESSAGE_LIMIT))
-        .layer(middleware::from_fn_with_state(gate, guard))
+        .layer(
+            ServiceBuilder::new()
+                .layer(Guard::layer(gate))
+                .layer(DefaultBodyLimit::max(MESSAGE_LIMIT)),
+        )
         .with_state(st)
 }
 
