@@ -207,7 +207,7 @@ pub fn origin_well_formed(o: &str) -> bool {
 
 /// Headers for every answer: nothing cached (certificates are personal data), no content
 /// sniffing, and no other site may embed an answer (an `<img>` or `<script>` of ours).
-fn private(resp: &mut Response) {
+fn private(mut resp: Response) -> Response {
     let h = resp.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(
@@ -218,6 +218,7 @@ fn private(resp: &mut Response) {
         HeaderName::from_static("cross-origin-resource-policy"),
         HeaderValue::from_static("same-origin"),
     );
+    resp
 }
 
 /// The guard as a layer over a router's routes: `router.layer(Guard::layer(gate))`.
@@ -266,26 +267,82 @@ where
     }
 
     /// Rules 1–5: a peer of this user on loopback, Host, Origin (with consent), CORS, JSON
-    /// bodies; and the private headers on whatever answer.
+    /// bodies; and the private headers on whatever answer. The checks run here, before any
+    /// future: only a website not known yet waits (for the person), in a future of its own,
+    /// and every other request's boxed future holds the route's alone.
     fn call(&mut self, req: Request) -> Self::Future {
         // The ready service goes with the request; a clone stays for the next.
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
+        let checked = match check(&self.gate, req) {
+            Ok(c) => c,
+            Err(refused) => return answer(*refused),
+        };
+        if !checked.ask {
+            return match handing_on(checked) {
+                Ok((req, origin)) => Box::pin(route(inner, req, origin)),
+                Err(refused) => answer(*refused),
+            };
+        }
         let gate = self.gate.clone();
         Box::pin(async move {
-            let mut resp = check(gate, req, inner).await;
-            private(&mut resp);
-            Ok(resp)
+            if !gate.admit(&checked.requester).await {
+                return Ok(private(not_admitted(&checked)));
+            }
+            match handing_on(checked) {
+                Ok((req, origin)) => route(inner, req, origin).await,
+                Err(refused) => Ok(private(*refused)),
+            }
         })
     }
 }
 
-async fn check<S>(gate: Arc<Gate>, mut req: Request, mut inner: S) -> Response
+/// An answer the guard gives itself.
+fn answer(refused: Response) -> BoxFuture<'static, Result<Response, Infallible>> {
+    Box::pin(std::future::ready(Ok(private(refused))))
+}
+
+/// The route's answer to a request the guard let through, with CORS for its `origin`.
+async fn route<S>(
+    mut inner: S,
+    req: Request,
+    origin: Option<String>,
+) -> Result<Response, Infallible>
 where
     S: Service<Request, Response = Response, Error = Infallible>,
 {
+    let mut resp = inner.call(req).await?;
+    cors(&mut resp, origin.as_deref());
+    Ok(private(resp))
+}
+
+/// A request past rules 1–4 but for the person's consent.
+struct Checked {
+    req: Request,
+    origin: Option<String>,
+    requester: Requester,
+    lang: Lang,
+    /// A website not known yet: the person is asked before it goes on.
+    ask: bool,
+}
+
+/// A website refused: no CORS grant, so the page cannot read the answer, and a preflight
+/// fails.
+fn not_admitted(c: &Checked) -> Response {
+    let o = c.origin.as_deref().unwrap_or("");
+    let mut r = ApiError::new(Code::OriginNotAllowed, format!("{o} is not allowed"))
+        .lang(c.lang)
+        .into_response();
+    cors(&mut r, None);
+    r
+}
+
+/// Rules 1–4 (the peer, `Host`, `Origin` and whether its website is known), or the answer
+/// that refuses the request.
+fn check(gate: &Gate, req: Request) -> Result<Checked, Box<Response>> {
     let lang = lang_of(req.headers());
-    let refuse = |code: Code, detail: &str| ApiError::new(code, detail).lang(lang).into_response();
+    let refuse =
+        |code: Code, detail: &str| Box::new(ApiError::new(code, detail).lang(lang).into_response());
 
     // 1. Only loopback peers, whatever the listening address (fail closed without one).
     let real = req
@@ -302,7 +359,10 @@ where
         });
     if !peer.is_some_and(|p| p.ip().is_loopback()) {
         tracing::warn!(?peer, "refused a non-loopback peer");
-        return refuse(Code::HostNotAllowed, "the bridge serves this computer only");
+        return Err(refuse(
+            Code::HostNotAllowed,
+            "the bridge serves this computer only",
+        ));
     }
     // ... and of this user: loopback is every account on the machine.
     let who = req.extensions().get::<Peer>().cloned();
@@ -322,15 +382,15 @@ where
         ) if !peer::owner_known_here() => {}
         (Some(Peer { owner, .. }), _) => {
             tracing::warn!(?peer, ?owner, "refused a connection of another user");
-            return refuse(
+            return Err(refuse(
                 Code::HostNotAllowed,
                 "the bridge serves the user it runs for only",
-            );
+            ));
         }
         // A real connection not served by bridge::serve: nobody asked whose it is.
         (None, Some(_)) => {
             tracing::error!("a listener of the bridge is not served by bridge::serve");
-            return refuse(Code::HostNotAllowed, "the peer was not checked");
+            return Err(refuse(Code::HostNotAllowed, "the peer was not checked"));
         }
         (None, None) => {}
     }
@@ -338,21 +398,21 @@ where
     // an absolute URI carries an authority of its own that could disagree with `Host`.
     let uri = req.uri();
     if uri.scheme().is_some() || uri.authority().is_some() {
-        return refuse(
+        return Err(refuse(
             Code::HostNotAllowed,
             "absolute-form request targets are not served",
-        );
+        ));
     }
     let mut hosts = req.headers().get_all(header::HOST).iter();
     let host = hosts.next().and_then(|v| v.to_str().ok()).unwrap_or("");
     if hosts.next().is_some() {
-        return refuse(Code::HostNotAllowed, "more than one Host header");
+        return Err(refuse(Code::HostNotAllowed, "more than one Host header"));
     }
     if !gate.host_allowed(host) {
-        return refuse(
+        return Err(refuse(
             Code::HostNotAllowed,
             &format!("Host `{}` is not this bridge", host.escape_debug()),
-        );
+        ));
     }
     // 3./4. Origin: only the browser-set header identifies a page.
     let mut origins = req.headers().get_all(header::ORIGIN).iter();
@@ -360,12 +420,12 @@ where
         (None, _) => None,
         (Some(Ok(o)), None) if o != "null" && origin_well_formed(o) => Some(o.to_owned()),
         (Some(Ok("null")), None) => {
-            return refuse(
+            return Err(refuse(
                 Code::OriginNotAllowed,
                 "an opaque (null) origin may not call",
-            );
+            ));
         }
-        _ => return refuse(Code::OriginNotAllowed, "not an origin"),
+        _ => return Err(refuse(Code::OriginNotAllowed, "not an origin")),
     };
     // A page's request without `Origin` (a no-cors `<img>`, `<script>`, `<link>`) is still
     // a page's: browsers say so in `Sec-Fetch-Site`. It is no local program, and it may not
@@ -374,15 +434,11 @@ where
         && let Some(site) = req.headers().get("sec-fetch-site")
         && (site == "cross-site" || site == "same-site")
     {
-        return refuse(
+        return Err(refuse(
             Code::OriginNotAllowed,
             "a page of another site without an Origin may not call",
-        );
+        ));
     }
-    let preflight = req.method() == Method::OPTIONS
-        && req
-            .headers()
-            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
     let requester = match (gate.requester(origin.as_deref()), who) {
         (
             Requester::Local,
@@ -392,22 +448,45 @@ where
         ) => Requester::Program { peer: p },
         (r, _) => r,
     };
-    if let Some(o) = &origin {
+    let mut checked = Checked {
+        req,
+        origin,
+        requester,
+        lang,
+        ask: false,
+    };
+    if checked.origin.is_some() {
         let approvals = gate.signing.approvals();
         // A path that does not exist never asks the person (one dialog per origin, and a
         // denial is remembered: see Approvals::admit).
-        let admitted = match (gate.admission, approvals.known(&requester)) {
-            (Admission::Certificates, Some(known)) => known,
-            _ if req.extensions().get::<MatchedPath>().is_none() => false,
-            _ => gate.admit(&requester).await,
-        };
-        if !admitted {
-            // No CORS grant: the page cannot read the answer, and a preflight fails.
-            let mut r = refuse(Code::OriginNotAllowed, &format!("{o} is not allowed"));
-            cors(&mut r, None);
-            return r;
+        match (gate.admission, approvals.known(&checked.requester)) {
+            (Admission::Certificates, Some(true)) => {}
+            (Admission::Certificates, Some(false)) => return Err(Box::new(not_admitted(&checked))),
+            _ if checked.req.extensions().get::<MatchedPath>().is_none() => {
+                return Err(Box::new(not_admitted(&checked)));
+            }
+            _ => checked.ask = true,
         }
     }
+    Ok(checked)
+}
+
+/// Rule 5 and preflights, once the website is admitted: the request to hand on with its
+/// `Origin` (to grant in CORS), or the answer.
+fn handing_on(checked: Checked) -> Result<(Request, Option<String>), Box<Response>> {
+    let Checked {
+        mut req,
+        origin,
+        requester,
+        lang,
+        ask: _,
+    } = checked;
+    let refuse =
+        |code: Code, detail: &str| Box::new(ApiError::new(code, detail).lang(lang).into_response());
+    let preflight = req.method() == Method::OPTIONS
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
     if preflight {
         let mut r = StatusCode::NO_CONTENT.into_response();
         cors(&mut r, origin.as_deref());
@@ -434,7 +513,7 @@ where
                 HeaderValue::from_static("true"),
             );
         }
-        return r;
+        return Err(Box::new(r));
     }
     // 5. POST bodies are JSON: a form post from any page cannot reach a handler.
     if req.method() == Method::POST {
@@ -452,14 +531,9 @@ where
         if essence != "application/json" {
             let mut r = refuse(Code::UnsupportedMediaType, &format!("Content-Type `{ct}`"));
             cors(&mut r, origin.as_deref());
-            return r;
+            return Err(r);
         }
     }
     req.extensions_mut().insert(Caller { requester, lang });
-    let mut resp = match inner.call(req).await {
-        Ok(r) => r,
-        Err(e) => match e {},
-    };
-    cors(&mut resp, origin.as_deref());
-    resp
+    Ok((req, origin))
 }
