@@ -4,6 +4,8 @@
 //! Ground floor: plain values in, text out. The model's types use these (e.g.
 //! [`crate::model::PinState::describe`]); the front ends call either.
 
+use std::borrow::Cow;
+
 use crate::i18n::Lang;
 
 /// A phrase in both languages.
@@ -311,9 +313,35 @@ pub fn escape_markup(s: &str) -> String {
     out
 }
 
+/// Text a vendor library or a token wrote (an SKF device, application or container name,
+/// a DEVINFO field, a PKCS#11 label): UTF-8 when it is valid UTF-8, else GB18030 (GBK's
+/// superset, which Chinese vendor tools write), else UTF-8 with replacement characters.
+/// For showing only: the bytes themselves are what goes back to the library.
+pub fn vendor_text(bytes: &[u8]) -> Cow<'_, str> {
+    if let Ok(s) = std::str::from_utf8(bytes) {
+        return Cow::Borrowed(s);
+    }
+    match encoding_rs::GB18030.decode_without_bom_handling_and_without_replacement(bytes) {
+        Some(s) => s,
+        None => String::from_utf8_lossy(bytes),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vendor_text_is_utf8_or_gbk() {
+        // The GBK bytes as Python's codec writes them ("签名容器".encode("gbk")).
+        assert_eq!(vendor_text(b"\xc7\xa9\xc3\xfb\xc8\xdd\xc6\xf7"), "签名容器");
+        assert_eq!(vendor_text(b"\xc1\xfa\xc2\xf6 GM3000"), "龙脉 GM3000");
+        // Valid UTF-8 is UTF-8, Chinese included.
+        assert_eq!(vendor_text("签名容器".as_bytes()), "签名容器");
+        assert_eq!(vendor_text(b"SM2-SIGN"), "SM2-SIGN");
+        // Neither: a lead byte with no trail byte after it shows as a replacement.
+        assert_eq!(vendor_text(b"ab\xc7"), "ab\u{FFFD}");
+    }
 
     #[test]
     fn control_characters_and_markup_are_escaped() {

@@ -19,6 +19,7 @@ use super::{
     token_slots, token_slots_checked, transient, user_pin,
 };
 use crate::model::{KeyPresence, Location, TokenId};
+use crate::text::vendor_text;
 use crate::token::{CertObject, Error, PinState, Token, TokenScan};
 
 pub(super) enum ModuleRequest {
@@ -463,7 +464,7 @@ fn read_certificates(
             match a {
                 Attribute::Value(v) => cert.der = v,
                 Attribute::Id(v) => cert.key_id = v,
-                Attribute::Label(v) => cert.label = String::from_utf8_lossy(&v).trim().to_string(),
+                Attribute::Label(v) => cert.label = vendor_text(&v).trim().to_string(),
                 _ => {}
             }
         }

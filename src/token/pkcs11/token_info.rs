@@ -8,6 +8,8 @@
 use cryptoki::slot::Slot;
 use cryptoki_sys::{CK_RV, CK_TOKEN_INFO, CKR_OK};
 
+use crate::text::vendor_text;
+
 /// The parts of CK_TOKEN_INFO certray uses.
 #[derive(Debug, Clone)]
 pub struct RawTokenInfo {
@@ -20,9 +22,10 @@ pub struct RawTokenInfo {
     max_pin: usize,
 }
 
-/// Blank-padded (and sometimes NUL-padded) fixed-size text.
+/// Blank-padded (and sometimes NUL-padded) fixed-size text: UTF-8 as PKCS#11 says, or the
+/// GBK some Chinese tokens write ([`crate::text::vendor_text`]).
 fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes)
+    vendor_text(bytes)
         .trim_end_matches([' ', '\0'])
         .trim()
         .to_string()
@@ -118,5 +121,20 @@ impl RawTokenInfo {
     }
     pub fn so_pin_to_be_changed(&self) -> bool {
         self.flag(cryptoki_sys::CKF_SO_PIN_TO_BE_CHANGED)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_text_is_utf8_or_gbk_without_its_padding() {
+        let mut field = [b' '; 32];
+        field[..11].copy_from_slice(b"\xc1\xfa\xc2\xf6 GM3000"); // GBK 龙脉
+        assert_eq!(text(&field), "龙脉 GM3000");
+        let mut field = [0u8; 32];
+        field[..9].copy_from_slice("一证通".as_bytes());
+        assert_eq!(text(&field), "一证通");
     }
 }

@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 
 use libloading::Library;
 
+use crate::text::vendor_text;
+
 pub type Ulong = u32;
 pub type Bool = i32;
 pub type Handle = *mut c_void;
@@ -399,13 +401,11 @@ impl DevInfo {
     }
 }
 
-/// A fixed-size `CHAR[n]` field: up to the first NUL, lossy UTF-8, trailing spaces (vendors
-/// pad with them) trimmed.
+/// A fixed-size `CHAR[n]` field: up to the first NUL, UTF-8 or GBK
+/// ([`crate::text::vendor_text`]), trailing spaces (vendors pad with them) trimmed.
 pub fn fixed_text(field: &[u8]) -> String {
     let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
-    String::from_utf8_lossy(&field[..end])
-        .trim_end()
-        .to_string()
+    vendor_text(&field[..end]).trim_end().to_string()
 }
 
 /// Why a blob cannot be used.
@@ -512,7 +512,7 @@ impl RsaPublicKeyBlob {
 // ---------------------------------------------------------------------------------------------
 
 /// A device, application or container name as the library spells it: the exact bytes (to
-/// pass back), shown lossily.
+/// pass back), shown as UTF-8 or GBK ([`crate::text::vendor_text`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Name(Vec<u8>);
 
@@ -532,15 +532,15 @@ impl Name {
         CString::new(self.0.clone()).expect("Name has no NUL")
     }
 
-    /// For people and logs: lossy UTF-8 (GBK names show replacement characters).
+    /// For people and logs: UTF-8 or GBK.
     pub fn display(&self) -> String {
-        String::from_utf8_lossy(&self.0).into_owned()
+        vendor_text(&self.0).into_owned()
     }
 }
 
 impl fmt::Display for Name {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&String::from_utf8_lossy(&self.0))
+        f.write_str(&vendor_text(&self.0))
     }
 }
 
@@ -947,13 +947,14 @@ mod tests {
     }
 
     #[test]
-    fn non_utf8_names_keep_their_bytes_and_show_lossily() {
+    fn gbk_names_keep_their_bytes_and_show_as_chinese() {
         // "你好" in GBK
         let list = parse_name_list(b"\xc4\xe3\xba\xc3\0\0");
         assert_eq!(list.len(), 1);
         assert_eq!(list[0].as_bytes(), b"\xc4\xe3\xba\xc3");
         assert_eq!(list[0].to_cstring().as_bytes(), b"\xc4\xe3\xba\xc3");
-        assert!(list[0].display().contains('\u{FFFD}'));
+        assert_eq!(list[0].display(), "你好");
+        assert_eq!(list[0].to_string(), "你好");
         assert_eq!(Name::new(b"a\0b".to_vec()), None);
         assert_eq!(Name::new(Vec::new()), None);
     }
@@ -1086,7 +1087,7 @@ mod tests {
         info.alg_hash_cap = alg::SGD_SM3 | 0x8008_0000;
         assert_eq!(info.label(), "GM3000");
         assert_eq!(info.serial(), "");
-        assert!(info.manufacturer().contains('\u{FFFD}'));
+        assert_eq!(info.manufacturer(), "龙脉");
         assert_eq!(info.hash_caps(), alg::SGD_SM3);
         let bytes = [0u8; 294];
         assert!(from_bytes::<DevInfo>(&bytes).is_some());

@@ -39,6 +39,7 @@ use crate::model::{
     CertObject, HashAlg, KeyKind, KeyPresence, Location, Pin, PinRefusal, PinState, SignInput,
     Signature, Token, TokenId, TokenScan, algorithm_name,
 };
+use crate::text::vendor_text;
 use crate::token::Error;
 use crate::token::backend::{Auth, Backend, DeviceEvent, Pending, Sent, SignRequest};
 
@@ -348,7 +349,7 @@ impl Backend for SkfBackend {
                                 .certs
                                 .insert((token.id.clone(), c.container.clone()), c.der.clone());
                         }
-                        let name = String::from_utf8_lossy(&c.container).into_owned();
+                        let name = vendor_text(&c.container).into_owned();
                         CertObject {
                             token_id: token.id.clone(),
                             label: if c.sign {
@@ -374,7 +375,7 @@ impl Backend for SkfBackend {
             let names = known
                 .devices
                 .values()
-                .map(|n| String::from_utf8_lossy(n).into_owned())
+                .map(|n| vendor_text(n).into_owned())
                 .collect();
             drop(known);
             *shared

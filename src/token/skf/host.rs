@@ -33,6 +33,7 @@ use super::protocol::{
     WirePin, read_frame, write_frame,
 };
 use crate::model::PinState;
+use crate::text::vendor_text;
 
 /// How long shutdown waits for the event thread to leave `SKF_WaitForDevEvent`.
 pub const CANCEL_BOUND: Duration = Duration::from_secs(6);
@@ -485,7 +486,7 @@ impl Host {
         // SAFETY: an application handle, a NUL-terminated name, an out-pointer.
         let rc = unsafe { (self.f.open_container)(app, cname.as_ptr().cast_mut(), &mut h) };
         if rc == abi::SAR_FILE_NOT_EXIST || rc == 0x0B00_0035 {
-            return Err(Failure::NoContainer(String::from_utf8_lossy(name).into()));
+            return Err(Failure::NoContainer(vendor_text(name).into()));
         }
         check("SKF_OpenContainer", rc)?;
         Ok(Opened {
@@ -649,9 +650,7 @@ impl Host {
                 return Ok(app);
             }
         }
-        Err(Failure::NoContainer(
-            String::from_utf8_lossy(container).into(),
-        ))
+        Err(Failure::NoContainer(vendor_text(container).into()))
     }
 
     fn sign_with(&self, container: Handle, data: &SignData) -> Result<Vec<u8>, Failure> {
