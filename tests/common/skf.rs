@@ -134,7 +134,10 @@ pub enum KeyKind {
 
 #[derive(Debug, Clone)]
 pub struct ContainerSpec {
+    /// The name, and the stem of its key and certificate files.
     pub name: String,
+    /// The name as the library spells it, when not `name` in UTF-8 (a GBK name).
+    pub name_bytes: Option<Vec<u8>>,
     pub kind: KeyKind,
     /// Also an encryption key pair and certificate.
     pub enc: bool,
@@ -144,6 +147,7 @@ impl ContainerSpec {
     pub fn sm2(name: &str) -> ContainerSpec {
         ContainerSpec {
             name: name.into(),
+            name_bytes: None,
             kind: KeyKind::Sm2,
             enc: false,
         }
@@ -152,6 +156,7 @@ impl ContainerSpec {
     pub fn rsa(name: &str) -> ContainerSpec {
         ContainerSpec {
             name: name.into(),
+            name_bytes: None,
             kind: KeyKind::Rsa2048,
             enc: false,
         }
@@ -159,6 +164,12 @@ impl ContainerSpec {
 
     pub fn with_enc(mut self) -> ContainerSpec {
         self.enc = true;
+        self
+    }
+
+    /// The library spells the name as these bytes (`name` still names the files).
+    pub fn spelled(mut self, bytes: &[u8]) -> ContainerSpec {
+        self.name_bytes = Some(bytes.to_vec());
         self
     }
 }
@@ -271,12 +282,11 @@ impl SoftSkf {
                 )
                 .unwrap();
                 for c in &a.containers {
-                    writeln!(
-                        toml,
-                        "\n[[device.application.container]]\nname = {}",
-                        quote(&c.name)
-                    )
-                    .unwrap();
+                    let name = match &c.name_bytes {
+                        Some(b) => format!("name_hex = {}", quote(&hex::encode(b))),
+                        None => format!("name = {}", quote(&c.name)),
+                    };
+                    writeln!(toml, "\n[[device.application.container]]\n{name}").unwrap();
                     let mut usages = vec!["sign"];
                     if c.enc {
                         usages.push("enc");

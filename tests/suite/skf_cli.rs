@@ -210,6 +210,34 @@ fn skf_sm2_and_rsa_signatures_verify_with_openssl() {
 }
 
 #[test]
+fn skf_a_gbk_container_name_shows_in_chinese_and_signs() {
+    // "签名容器" as Chinese vendor tools write it: GBK, the bytes of Python's codec.
+    const GBK: &[u8] = b"\xc7\xa9\xc3\xfb\xc8\xdd\xc6\xf7";
+    let fx = Fx::new(SoftSkf::new(vec![DeviceSpec::new(skf::DEVICE).app(
+        AppSpec::new(skf::APP).container(ContainerSpec::sm2(skf::SM2_CONTAINER).spelled(GBK)),
+    )]));
+    let list = fx.list();
+    let sm2 = fx.cert_id(&list, skf::SM2_CONTAINER);
+    let cert = list["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == sm2.as_str())
+        .unwrap();
+    assert_eq!(cert["label"], "签名容器", "{list:#}");
+    // The library gets its own bytes back (softskf opens a container by its exact bytes):
+    // the container opens and signs.
+    let (out, sig) = fx.sign(&sm2, "123456", false, &[]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let (ok, why) = skf::openssl_sm2_verify(
+        &fx.skf.cert_der(skf::SM2_CONTAINER, "sign"),
+        DATA.as_bytes(),
+        &std::fs::read(sig).unwrap(),
+    );
+    assert!(ok, "OpenSSL refused the signature: {why}");
+}
+
+#[test]
 fn skf_a_library_that_hashes_twice_gets_its_signature_refused() {
     let fx = Fx::new(SoftSkf::standard());
     let list = fx.list();
