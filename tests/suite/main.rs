@@ -41,6 +41,7 @@ mod desktop;
 mod harness_selftest;
 mod issuer_check;
 mod sign_verified;
+mod skf_backend;
 mod skf_browser;
 mod skf_cli;
 mod skf_daemon;
