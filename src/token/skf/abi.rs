@@ -911,6 +911,140 @@ unsafe fn symbol<T: Copy>(library: &Library, name: &str) -> Option<T> {
         .map(|s| *s)
 }
 
+/// What a library may write is any bytes: the parsers above take whatever comes and never
+/// panic, never allocate past their bounds, and what they accept means what it says. The
+/// fuzz target `fuzz/fuzz_targets/skf_abi.rs` runs the same calls under libFuzzer (nightly).
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// r and s as DER reads them back (an independent decoder: the `der` crate).
+    #[derive(der::Sequence)]
+    struct Sig<'a> {
+        r: der::asn1::UintRef<'a>,
+        s: der::asn1::UintRef<'a>,
+    }
+
+    fn minimal(b: &[u8]) -> &[u8] {
+        let start = b.iter().position(|&x| x != 0).unwrap_or(b.len() - 1);
+        &b[start..]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        #[test]
+        fn name_lists_are_the_names_before_the_first_empty_one(
+            bytes in prop::collection::vec(prop_oneof![Just(0u8), any::<u8>()], 0..2048)
+        ) {
+            let names = parse_name_list(&bytes);
+            prop_assert!(names.len() <= MAX_NAMES);
+            let mut rebuilt = Vec::new();
+            for n in &names {
+                prop_assert!(!n.as_bytes().is_empty() && !n.as_bytes().contains(&0));
+                let _ = n.display();
+                rebuilt.extend_from_slice(n.as_bytes());
+                rebuilt.push(0);
+            }
+            // The names, each with its NUL, are the list's start (the last NUL may be missing).
+            let prefix = &bytes[..rebuilt.len().min(bytes.len())];
+            prop_assert_eq!(&rebuilt[..prefix.len()], prefix);
+        }
+
+        #[test]
+        fn structs_come_from_exactly_their_size(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+            let info = from_bytes::<DevInfo>(&bytes);
+            prop_assert_eq!(info.is_some(), bytes.len() == size_of::<DevInfo>());
+            if let Some(i) = info {
+                for t in [i.manufacturer(), i.issuer(), i.label(), i.serial()] {
+                    prop_assert!(!t.contains('\0') && t == t.trim_end());
+                }
+                prop_assert_eq!(i.hash_caps() & !alg::HASH_CAPS, 0);
+            }
+            prop_assert_eq!(
+                from_bytes::<EccSignatureBlob>(&bytes).is_some(),
+                bytes.len() == size_of::<EccSignatureBlob>()
+            );
+        }
+
+        #[test]
+        fn an_ecc_signature_blob_is_der_of_its_own_r_and_s(
+            r in prop::array::uniform32(any::<u8>()),
+            s in prop::array::uniform32(any::<u8>()),
+            high in prop::collection::vec(any::<u8>(), 128),
+            dirty in any::<bool>(),
+        ) {
+            let mut bytes = [0u8; 128];
+            bytes[32..64].copy_from_slice(&r);
+            bytes[96..].copy_from_slice(&s);
+            if dirty {
+                // A library that leaves garbage in the high halves.
+                bytes[..32].copy_from_slice(&high[..32]);
+                bytes[64..96].copy_from_slice(&high[32..64]);
+            }
+            let blob = from_bytes::<EccSignatureBlob>(&bytes).unwrap();
+            let high_clean = bytes[..32].iter().chain(&bytes[64..96]).all(|&b| b == 0);
+            match blob.to_der() {
+                Ok(der) => {
+                    prop_assert!(high_clean);
+                    let sig = <Sig as der::Decode>::from_der(&der).expect("strict DER");
+                    prop_assert_eq!(sig.r.as_bytes(), minimal(&r));
+                    prop_assert_eq!(sig.s.as_bytes(), minimal(&s));
+                }
+                Err(_) => prop_assert!(!high_clean),
+            }
+        }
+
+        #[test]
+        fn key_blobs_never_read_past_their_fields(
+            bytes in prop::collection::vec(any::<u8>(), std::mem::size_of::<RsaPublicKeyBlob>())
+        ) {
+            let rsa = from_bytes::<RsaPublicKeyBlob>(&bytes).unwrap();
+            if let Ok(m) = rsa.modulus() {
+                let bits = rsa.bit_len;
+                prop_assert_eq!(m.len() as u64 * 8, u64::from(bits));
+            }
+            prop_assert!(rsa.exponent().len() <= 4);
+            let ecc = from_bytes::<EccPublicKeyBlob>(&bytes[..132]).unwrap();
+            if let Ok(p) = ecc.to_sec1() {
+                prop_assert_eq!(p[0], 4);
+                prop_assert_eq!(EccPublicKeyBlob::from_sec1(&p).unwrap().to_sec1().unwrap(), p);
+            }
+        }
+
+        /// A library that reports any sizes and return codes, and may claim to have written
+        /// more than it was given: read_sized never hands it a buffer over the limit, and
+        /// what it returns fits the limit.
+        #[test]
+        fn two_calls_stay_within_the_limit(
+            answers in prop::collection::vec(
+                (prop_oneof![Just(SAR_OK), Just(SAR_BUFFER_TOO_SMALL), Just(0x0A00_0001u32 as Ulong)],
+                 prop_oneof![0..2048u32, any::<u32>()]),
+                1..8,
+            ),
+            limit in 0usize..4096,
+        ) {
+            let mut i = 0;
+            let mut biggest = 0usize;
+            let out = read_sized(limit, |buf, len| {
+                let (rc, size) = answers[i.min(answers.len() - 1)];
+                i += 1;
+                if !buf.is_null() {
+                    biggest = biggest.max(*len as usize);
+                }
+                *len = size as Ulong;
+                rc
+            });
+            prop_assert!(biggest <= limit);
+            prop_assert!(i <= 5, "{i} calls");
+            if let Ok(v) = out {
+                prop_assert!(v.len() <= limit);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
