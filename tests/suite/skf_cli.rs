@@ -134,6 +134,19 @@ impl Fx {
         (certray_with_input(&mut c, &format!("{pin}\n")), out)
     }
 
+    /// `cert` (the SM2 key of `container`) signs DATA with the right PIN, and OpenSSL
+    /// verifies the signature against the container's certificate.
+    fn signs_sm2_verified(&self, cert: &str, container: &str) {
+        let (out, sig) = self.sign(cert, "123456", false, &[]);
+        assert!(out.status.success(), "{}", output_text(&out));
+        let (ok, why) = skf::openssl_sm2_verify(
+            &self.skf.cert_der(container, "sign"),
+            DATA.as_bytes(),
+            &std::fs::read(sig).unwrap(),
+        );
+        assert!(ok, "OpenSSL refused certray's SM2 signature: {why}");
+    }
+
     fn pin_status(&self, token: &str) -> Value {
         let out = run(self
             .cmd(&[])
@@ -187,15 +200,7 @@ fn skf_sm2_and_rsa_signatures_verify_with_openssl() {
     let mut fx = Fx::new(sm2_and_rsa());
     let list = fx.list();
     let sm2 = fx.cert_id(&list, skf::SM2_CONTAINER);
-    let (out, sig) = fx.sign(&sm2, "123456", false, &[]);
-    assert!(out.status.success(), "{}", output_text(&out));
-    let sig = std::fs::read(sig).unwrap();
-    let (ok, why) = skf::openssl_sm2_verify(
-        &fx.skf.cert_der(skf::SM2_CONTAINER, "sign"),
-        DATA.as_bytes(),
-        &sig,
-    );
-    assert!(ok, "OpenSSL refused certray's SM2 signature: {why}");
+    fx.signs_sm2_verified(&sm2, skf::SM2_CONTAINER);
 
     let rsa = fx.cert_id(&list, skf::RSA_CONTAINER);
     fx.rsa_cert = Some(rsa.clone());
@@ -227,14 +232,7 @@ fn skf_a_gbk_container_name_shows_in_chinese_and_signs() {
     assert_eq!(cert["label"], "签名容器", "{list:#}");
     // The library gets its own bytes back (softskf opens a container by its exact bytes):
     // the container opens and signs.
-    let (out, sig) = fx.sign(&sm2, "123456", false, &[]);
-    assert!(out.status.success(), "{}", output_text(&out));
-    let (ok, why) = skf::openssl_sm2_verify(
-        &fx.skf.cert_der(skf::SM2_CONTAINER, "sign"),
-        DATA.as_bytes(),
-        &std::fs::read(sig).unwrap(),
-    );
-    assert!(ok, "OpenSSL refused the signature: {why}");
+    fx.signs_sm2_verified(&sm2, skf::SM2_CONTAINER);
 }
 
 #[test]
@@ -253,14 +251,7 @@ fn skf_a_library_that_hashes_twice_gets_its_signature_refused() {
     assert!(text.contains("SIGNATURE_INVALID"), "{text}");
     assert!(!sig.exists(), "a bad signature was written");
     // The same key without the quirk signs, and OpenSSL agrees.
-    let (out, sig) = fx.sign(&sm2, "123456", false, &[]);
-    assert!(out.status.success(), "{}", output_text(&out));
-    let (ok, why) = skf::openssl_sm2_verify(
-        &fx.skf.cert_der(skf::SM2_CONTAINER, "sign"),
-        DATA.as_bytes(),
-        &std::fs::read(sig).unwrap(),
-    );
-    assert!(ok, "{why}");
+    fx.signs_sm2_verified(&sm2, skf::SM2_CONTAINER);
 }
 
 #[test]
@@ -563,12 +554,5 @@ fn skf_a_library_without_optional_functions_still_lists_and_signs_sm2() {
     .unwrap();
     let list = fx.list();
     let sm2 = fx.cert_id(&list, skf::SM2_CONTAINER);
-    let (out, sig) = fx.sign(&sm2, "123456", false, &[]);
-    assert!(out.status.success(), "{}", output_text(&out));
-    let (ok, why) = skf::openssl_sm2_verify(
-        &fx.skf.cert_der(skf::SM2_CONTAINER, "sign"),
-        DATA.as_bytes(),
-        &std::fs::read(sig).unwrap(),
-    );
-    assert!(ok, "{why}");
+    fx.signs_sm2_verified(&sm2, skf::SM2_CONTAINER);
 }
