@@ -271,13 +271,13 @@ where
     /// future: only a website not known yet waits (for the person), in a future of its own,
     /// and every other request's boxed future holds the route's alone.
     fn call(&mut self, req: Request) -> Self::Future {
-        // The ready service goes with the request; a clone stays for the next.
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
         let checked = match check(&self.gate, req) {
             Ok(c) => c,
             Err(refused) => return answer(*refused),
         };
+        // The ready service goes with the request; a clone stays for the next.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
         if !checked.ask {
             return match handing_on(checked) {
                 Ok((req, origin)) => Box::pin(route(inner, req, origin)),
@@ -326,13 +326,20 @@ struct Checked {
     ask: bool,
 }
 
+/// The error answer `code` with `detail`, in `lang`.
+fn refusal(lang: Lang, code: Code, detail: &str) -> Box<Response> {
+    Box::new(ApiError::new(code, detail).lang(lang).into_response())
+}
+
 /// A website refused: no CORS grant, so the page cannot read the answer, and a preflight
 /// fails.
 fn not_admitted(c: &Checked) -> Response {
     let o = c.origin.as_deref().unwrap_or("");
-    let mut r = ApiError::new(Code::OriginNotAllowed, format!("{o} is not allowed"))
-        .lang(c.lang)
-        .into_response();
+    let mut r = *refusal(
+        c.lang,
+        Code::OriginNotAllowed,
+        &format!("{o} is not allowed"),
+    );
     cors(&mut r, None);
     r
 }
@@ -341,8 +348,7 @@ fn not_admitted(c: &Checked) -> Response {
 /// that refuses the request.
 fn check(gate: &Gate, req: Request) -> Result<Checked, Box<Response>> {
     let lang = lang_of(req.headers());
-    let refuse =
-        |code: Code, detail: &str| Box::new(ApiError::new(code, detail).lang(lang).into_response());
+    let refuse = |code: Code, detail: &str| refusal(lang, code, detail);
 
     // 1. Only loopback peers, whatever the listening address (fail closed without one).
     let real = req
@@ -481,8 +487,7 @@ fn handing_on(checked: Checked) -> Result<(Request, Option<String>), Box<Respons
         lang,
         ask: _,
     } = checked;
-    let refuse =
-        |code: Code, detail: &str| Box::new(ApiError::new(code, detail).lang(lang).into_response());
+    let refuse = |code: Code, detail: &str| refusal(lang, code, detail);
     let preflight = req.method() == Method::OPTIONS
         && req
             .headers()
