@@ -447,18 +447,22 @@ struct Conns {
     max: usize,
     next: AtomicU64,
     open: Mutex<HashMap<u64, Arc<Conn>>>,
-    /// Counts the moments connections became idle: the lowest [`Conn::idle_since`] is the
-    /// connection idle the longest (no clock read per request).
-    ticks: Arc<AtomicU64>,
+}
+
+/// Counts the moments connections became idle, in this process: the lowest
+/// [`Conn::idle_since`] is the connection idle the longest (no clock read per request).
+static IDLE_TICKS: AtomicU64 = AtomicU64::new(0);
+
+fn idle_tick() -> u64 {
+    IDLE_TICKS.fetch_add(1, Ordering::Relaxed)
 }
 
 struct Conn {
     id: u64,
     /// Requests in progress (answers still being sent included).
     busy: AtomicUsize,
-    /// Since when it has had nothing to do: a tick of [`Conns::ticks`].
+    /// Since when it has had nothing to do: an [`idle_tick`].
     idle_since: AtomicU64,
-    ticks: Arc<AtomicU64>,
     close: Notify,
 }
 
@@ -468,7 +472,6 @@ impl Conns {
             max: max.max(1),
             next: AtomicU64::new(0),
             open: Mutex::new(HashMap::new()),
-            ticks: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -490,8 +493,7 @@ impl Conns {
         let conn = Arc::new(Conn {
             id,
             busy: AtomicUsize::new(0),
-            idle_since: AtomicU64::new(self.ticks.fetch_add(1, Ordering::Relaxed)),
-            ticks: self.ticks.clone(),
+            idle_since: AtomicU64::new(idle_tick()),
             close: Notify::new(),
         });
         open.insert(id, conn.clone());
@@ -536,8 +538,7 @@ impl Busy {
 impl Drop for Busy {
     fn drop(&mut self) {
         if self.0.busy.fetch_sub(1, Ordering::SeqCst) == 1 {
-            let tick = self.0.ticks.fetch_add(1, Ordering::Relaxed);
-            self.0.idle_since.store(tick, Ordering::Relaxed);
+            self.0.idle_since.store(idle_tick(), Ordering::Relaxed);
         }
     }
 }
