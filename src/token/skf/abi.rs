@@ -532,9 +532,9 @@ impl Name {
         CString::new(self.0.clone()).expect("Name has no NUL")
     }
 
-    /// For people and logs: UTF-8 or GBK.
+    /// For people and logs: UTF-8 or GBK (as `Display` writes it).
     pub fn display(&self) -> String {
-        vendor_text(&self.0).into_owned()
+        self.to_string()
     }
 }
 
