@@ -46,3 +46,9 @@ fn is_executable(p: &Path) -> bool {
 pub fn pkcs11_tool() -> PathBuf {
     require("pkcs11-tool", "opensc")
 }
+
+/// Write an executable shell script at `path`: `#!/bin/sh` and `body`.
+pub fn write_script(path: &Path, body: &str) {
+    fs::write(path, format!("#!/bin/sh\n{body}\n")).expect("write a script");
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).expect("make it executable");
+}

@@ -794,12 +794,7 @@ fn the_demo_script_installs_and_starts_pcscd() {
     std::fs::create_dir(&bin).unwrap();
     let up = dir.path().join("pcscd-up");
     let calls = dir.path().join("calls");
-    let stub = |name: &str, body: &str| {
-        use std::os::unix::fs::PermissionsExt;
-        let path = bin.join(name);
-        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    };
+    let stub = |name: &str, body: &str| write_script(&bin.join(name), body);
     let (up_s, calls_s) = (up.display(), calls.display());
     stub("id", "echo 1000");
     stub(

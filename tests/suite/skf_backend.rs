@@ -14,6 +14,7 @@ use certray::model::{HashAlg, KeyPresence, Pin, SignInput};
 use certray::token::skf::{SkfBackend, SkfOptions};
 use certray::token::{Auth, Backend, Error, SignRequest};
 use common::skf::{self, SoftSkf};
+use common::write_script;
 
 const MESSAGE: &[u8] = "增值税发票 certray SKF logout test".as_bytes();
 
@@ -22,26 +23,15 @@ const MESSAGE: &[u8] = "增值税发票 certray SKF logout test".as_bytes();
 fn host_program(dir: &Path, skf: &SoftSkf) -> PathBuf {
     let script = dir.join("certray-with-softskf");
     let (name, value) = &skf.env()[0];
-    std::fs::write(
+    write_script(
         &script,
-        format!(
-            "#!/bin/sh\n{name}='{}' exec '{}' \"$@\"\n",
+        &format!(
+            "{name}='{}' exec '{}' \"$@\"",
             value.to_str().unwrap(),
             env!("CARGO_BIN_EXE_certray")
         ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
     script
-}
-
-/// How often the library has been asked to log out.
-fn clear_secure_states(skf: &SoftSkf) -> usize {
-    skf.call_log()
-        .lines()
-        .filter(|l| l.ends_with("enter SKF_ClearSecureState"))
-        .count()
 }
 
 #[test]
@@ -80,6 +70,8 @@ fn skf_logout_clears_the_secure_state_and_a_kept_login_is_gone() {
         let (ok, why) = skf::openssl_sm2_verify(&cert.der, MESSAGE, sig);
         assert!(ok, "OpenSSL refused the signature: {why}");
     };
+    // How often the library has been asked to log out.
+    let logouts = || skf.calls("SKF_ClearSecureState");
     let pin = |remember: bool| Auth::Pin {
         pin: Pin::from("123456"),
         force: false,
@@ -87,9 +79,9 @@ fn skf_logout_clears_the_secure_state_and_a_kept_login_is_gone() {
     };
 
     // A PIN for one signature: logged out at once, nothing kept.
-    let before = clear_secure_states(&skf);
+    let before = logouts();
     verified(&sign(pin(false)).expect("a signature with the PIN").bytes);
-    assert_eq!(clear_secure_states(&skf), before + 1, "{}", skf.call_log());
+    assert_eq!(logouts(), before + 1, "{}", skf.call_log());
     assert!(
         matches!(sign(Auth::Session), Err(Error::PinRequired)),
         "a login not kept was used again"
@@ -101,16 +93,16 @@ fn skf_logout_clears_the_secure_state_and_a_kept_login_is_gone() {
             .expect("a signature that keeps its login")
             .bytes,
     );
-    let kept = clear_secure_states(&skf);
+    let kept = logouts();
     verified(
         &sign(Auth::Session)
             .expect("a signature on the kept login")
             .bytes,
     );
-    assert_eq!(clear_secure_states(&skf), kept, "{}", skf.call_log());
+    assert_eq!(logouts(), kept, "{}", skf.call_log());
     // ... until the logout, which clears the library's secure state: the PIN is needed again.
     backend.logout(&token).wait().expect("logout");
-    assert_eq!(clear_secure_states(&skf), kept + 1, "{}", skf.call_log());
+    assert_eq!(logouts(), kept + 1, "{}", skf.call_log());
     assert!(
         matches!(sign(Auth::Session), Err(Error::PinRequired)),
         "the kept login survived the logout"
